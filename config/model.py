@@ -1,0 +1,139 @@
+"""The settings model: every key a user can set, its type, range and default.
+
+Per-job keys live in :class:`JobSettings` (sidecars, ``_defaults.yaml``, the ``defaults:``
+section); daemon keys in :class:`Settings`. Numbers, booleans and strings are
+validated strictly (``"4"`` is not a number, ``1`` is not ``true``): YAML, environment and
+``--set`` values are parsed as YAML first, so they arrive typed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+
+class Mode(StrEnum):
+    PHOTO_REALISTIC = "photo-realistic"
+    PAINTERLY = "painterly"
+
+
+class DepthMapKind(StrEnum):
+    DISPARITY = "disparity"
+    DEPTH = "depth"
+
+
+class Structure(StrEnum):
+    CONTROLNET = "controlnet"
+    NONE = "none"
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CUDA = "cuda"
+    MPS = "mps"
+    CPU = "cpu"
+
+
+class QueueBackend(StrEnum):
+    SQLITE = "sqlite"
+    REDIS = "redis"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobSettings(_Strict):
+    """Per-job settings: one photo's knobs."""
+
+    num_layers: StrictInt = Field(4, ge=2, le=5, description="number of depth layers")
+    style: StrictStr = Field("oil painting", min_length=1, description="painterly: the style")
+    strength: StrictFloat = Field(
+        0.5, ge=0.0, le=1.0, description="painterly: how far from the photo"
+    )
+    seed: StrictInt = Field(
+        42, ge=0, description="painterly: same seed + input + settings = same pixels"
+    )
+    depth_map: StrictStr | None = Field(
+        None, description="a `*.depth.*` file in the image's folder to use instead of a model"
+    )
+    depth_map_kind: DepthMapKind = Field(
+        DepthMapKind.DISPARITY, description="disparity: larger = nearer; depth: larger = farther"
+    )
+    max_side: StrictInt = Field(
+        2048, ge=256, le=8192, description="longer side the pipeline works at"
+    )
+    structure: Structure = Field(
+        Structure.CONTROLNET, description="painterly: keep the photo's geometry with ControlNet"
+    )
+    steps: StrictInt = Field(25, ge=1, le=150, description="painterly: diffusion steps")
+    fast: StrictBool = Field(
+        False, description="painterly: few-step LCM sampling and the tiny decoder"
+    )
+    priority: StrictInt = Field(
+        0, ge=-100, le=100, description="daemon: pending jobs run higher first"
+    )
+
+
+class WatchSettings(_Strict):
+    settle_seconds: StrictFloat = Field(2.0, ge=0.0, le=3600.0)
+    polling: StrictBool = False
+    rescan_seconds: StrictFloat = Field(60.0, gt=0.0)
+    max_file_size_mb: StrictFloat = Field(50.0, gt=0.0)
+    max_pixels: StrictInt = Field(120_000_000, gt=0)
+
+
+class QueueSettings(_Strict):
+    backend: QueueBackend = QueueBackend.SQLITE
+    redis_url: StrictStr = "redis://localhost:6379/0"
+    job_timeout_seconds: StrictFloat = Field(600.0, gt=0.0)
+    retries: StrictInt = Field(1, ge=0, le=10)
+    shutdown_grace_seconds: StrictFloat = Field(30.0, ge=0.0)
+
+
+class ModelSettings(_Strict):
+    depth: StrictStr = "depth-anything/Depth-Anything-V2-Small-hf"
+    img2img: StrictStr = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    controlnet: StrictStr = "lllyasviel/control_v11f1p_sd15_depth"
+    inpaint: StrictStr | None = None
+    lcm_lora: StrictStr = "latent-consistency/lcm-lora-sdv1-5"
+    taesd: StrictStr = "madebyollin/taesd"
+    device: Device = Device.AUTO
+
+
+class LogSettings(_Strict):
+    level: LogLevel = LogLevel.INFO
+    file: Path | None = None
+
+
+class Settings(_Strict):
+    """Everything Strata reads from config files and the environment."""
+
+    inbox: Path
+    outbox: Path
+    state_dir: Path
+    notify: StrictBool = False
+    watch: WatchSettings = WatchSettings()
+    queue: QueueSettings = QueueSettings()
+    models: ModelSettings = ModelSettings()
+    log: LogSettings = LogSettings()
+    defaults: JobSettings = JobSettings()
+
+    def inbox_for(self, mode: Mode) -> Path:
+        return self.inbox / mode.value
+
+    def outbox_for(self, mode: Mode) -> Path:
+        return self.outbox / mode.value
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.outbox / "failed"

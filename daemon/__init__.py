@@ -1,0 +1,1 @@
+"""The hot-folder daemon, the job ledger and the `strata` command line."""
