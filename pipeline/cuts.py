@@ -1,0 +1,152 @@
+"""Where to cut the depth range into layers, and the label map those cuts give.
+
+Cuts fall in gaps of the depth distribution: a smoothed histogram of nearness is the cost
+of cutting at each level, and a small dynamic programme picks the ``num_layers - 1`` cheapest
+levels that leave every layer at least ``min_area`` of the canvas. Where the depth is one
+continuous ramp (no gaps), a weak balance term spreads the cuts evenly by area.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+MAX_ANALYSIS_SIDE = 512
+
+
+def choose_cuts(
+    nearness: np.ndarray,
+    *,
+    num_layers: int,
+    bins: int = 256,
+    min_area: float = 0.01,
+    balance: float = 0.1,
+) -> np.ndarray:
+    """Return ``num_layers - 1`` ascending nearness thresholds in (0, 1).
+
+    A pixel belongs to layer ``k`` (1-based, 1 = farthest) when exactly ``k - 1``
+    thresholds lie below its nearness.
+    """
+    if not 2 <= num_layers <= 16:
+        raise ValueError(f"num_layers must be between 2 and 16, got {num_layers}")
+    if not 0.0 <= min_area < 1.0 / num_layers:
+        raise ValueError(f"min_area must be in [0, 1/num_layers), got {min_area}")
+    histogram = _histogram(nearness, bins=bins)
+    cost = _cut_cost(histogram)
+    cumulative = np.concatenate([[0.0], np.cumsum(histogram)])
+    for area in (min_area, min_area / 4, 0.0):
+        picked = _best_cuts(cost, cumulative, num_layers=num_layers, min_area=area, balance=balance)
+        if picked is not None:
+            return (np.asarray(picked, dtype=np.float64)) / bins
+    return np.linspace(0.0, 1.0, num_layers + 1)[1:-1]
+
+
+def _histogram(nearness: np.ndarray, *, bins: int, ramp_scale: float = 2.0) -> np.ndarray:
+    """Histogram of nearness over the depth map's plateaus.
+
+    Pixels on steep ramps (the blur a model puts across every object edge) carry little
+    weight: they belong to no surface, and counting them would fill the gaps between
+    surfaces. The slope is measured in nearness per image size, so ``ramp_scale = 2``
+    keeps a ground plane that spans the depth range over the frame, while a ramp across an
+    object edge, ten or more times steeper, all but vanishes.
+    """
+    small = _downscale(nearness, MAX_ANALYSIS_SIDE)
+    size = max(small.shape)
+    slope_x = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    slope_y = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    slope = np.hypot(slope_x, slope_y) * size
+    weight = 1.0 / (1.0 + (slope / ramp_scale) ** 2)
+    counts, _ = np.histogram(small, bins=bins, range=(0.0, 1.0), weights=weight)
+    total = counts.sum()
+    return counts / total if total else np.full(bins, 1.0 / bins)
+
+
+def _downscale(values: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = values.shape
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return values.astype(np.float32, copy=False)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small: np.ndarray = cv2.resize(values.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return small
+
+
+def _cut_cost(histogram: np.ndarray, *, floor: float = 1e-4) -> np.ndarray:
+    """Cost of a cut at each inner bin edge: log-compressed local density (a small
+    object's peak must count next to a background's huge one), plus a wide term that
+    pulls a cut towards the middle of a gap rather than its rim."""
+    narrow = ndimage.gaussian_filter1d(histogram, 1.5, mode="nearest")
+    wide = ndimage.gaussian_filter1d(histogram, 6.0, mode="nearest")
+    density = np.maximum(narrow[:-1], narrow[1:]) + 0.25 * (wide[:-1] + wide[1:]) / 2
+    peak = max(float(density.max()), floor)
+    result: np.ndarray = np.log1p(density / floor) / np.log1p(peak / floor)
+    return result
+
+
+def _best_cuts(
+    cost: np.ndarray,
+    cumulative: np.ndarray,
+    *,
+    num_layers: int,
+    min_area: float,
+    balance: float,
+) -> list[int] | None:
+    """Dynamic programme over bin edges; returns edge indices (1..bins-1) or None."""
+    bins = cumulative.size - 1
+    edges = np.arange(1, bins)
+    target = 1.0 / num_layers
+    inf = np.inf
+    # best[i][e]: min cost of placing cuts 1..i with cut i at edge e (layers 1..i complete)
+    best = np.full((num_layers - 1, bins + 1), inf)
+    back = np.zeros((num_layers - 1, bins + 1), dtype=np.int64)
+    first_area = cumulative[edges]
+    ok = first_area >= min_area
+    best[0, edges[ok]] = cost[edges[ok] - 1] + balance * (first_area[ok] - target) ** 2
+    for i in range(1, num_layers - 1):
+        area = cumulative[edges][None, :] - cumulative[edges][:, None]  # [prev, cur]
+        feasible = (area >= min_area) & (edges[None, :] > edges[:, None])
+        total = best[i - 1, edges][:, None] + balance * (area - target) ** 2
+        total = np.where(feasible, total, inf)
+        prev = np.argmin(total, axis=0)
+        best[i, edges] = total[prev, np.arange(edges.size)] + cost[edges - 1]
+        back[i, edges] = edges[prev]
+    last_area = 1.0 - cumulative[edges]
+    final = best[num_layers - 2, edges] + balance * (last_area - target) ** 2
+    final = np.where(last_area >= min_area, final, inf)
+    if not np.isfinite(final).any():
+        return None
+    cut = int(edges[int(np.argmin(final))])
+    picked = [cut]
+    for i in range(num_layers - 2, 0, -1):
+        cut = int(back[i, cut])
+        picked.append(cut)
+    return sorted(picked)
+
+
+def label_layers(nearness: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Label map, uint8, 1 = farthest layer … len(cuts) + 1 = nearest."""
+    labels: np.ndarray = (np.searchsorted(cuts, nearness, side="right") + 1).astype(np.uint8)
+    return labels
+
+
+def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
+    """Merge connected components smaller than ``min_pixels`` into their surroundings.
+
+    A speckle of one layer inside another (noise in the depth map) becomes part of the
+    layer around it, so no layer carries slivers a person would have to clean by hand.
+    """
+    if min_pixels <= 1:
+        return labels
+    small = np.zeros(labels.shape, dtype=bool)
+    for value in np.unique(labels):
+        mask = (labels == value).astype(np.uint8)
+        count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        tiny = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
+        if tiny.size:
+            small |= np.isin(components, tiny)
+    if not small.any() or small.all():
+        return labels
+    _, (rows, cols) = ndimage.distance_transform_edt(small, return_indices=True)
+    merged: np.ndarray = labels[rows, cols]
+    return merged
