@@ -1,0 +1,256 @@
+"""Run one job from the queue: claim it, resolve its settings, run it, end its files.
+
+Called by the Huey consumer's worker thread with a job id. The ledger's atomic claim
+makes a job id that reaches the queue twice run once. The pipeline runs in the
+supervised pipeline process (:mod:`daemon.worker`); this module only decides what the
+outcome means for the ledger and the files.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from config.errors import JobCancelled, SettingsError
+from config.loader import Resolved, resolve_job_settings
+from config.model import JobSettings, Mode, Settings
+from daemon import lifecycle
+from daemon.fingerprint import depth_map_for, file_sha256, settings_key
+from daemon.ledger import JobFailure, JobInputs, JobRecord, Ledger
+from daemon.notify import Notifier
+from daemon.worker import Failed, JobRunner, Outcome, Stopped, Succeeded
+from pipeline.job import Job
+
+Requeue = Callable[[str, int, float], None]
+"""(job id, priority, delay in seconds): put a job back on the queue."""
+
+CANCEL_CHECK_SECONDS = 0.5
+RETRY_BASE_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one job's files live: the photo in the inbox, its result and failure roots."""
+
+    image: Path
+    mode: Mode
+    inbox_root: Path
+    output_root: Path
+    failed_root: Path
+
+    @classmethod
+    def of(cls, job: JobRecord, settings: Settings) -> Paths:
+        mode = Mode(job.mode)
+        image = Path(job.input_path)
+        inbox_root = settings.inbox_for(mode)
+        try:
+            batch = image.parent.relative_to(inbox_root)
+        except ValueError:
+            batch = Path()
+        return cls(
+            image, mode, inbox_root, settings.outbox_for(mode) / batch,
+            settings.failed_dir / batch,
+        )
+
+
+class JobExecutor:
+    """The consumer's task body. One job at a time; ``abort`` stops the running one."""
+
+    def __init__(
+        self, settings: Resolved[Settings], ledger: Ledger, worker: JobRunner, *,
+        requeue: Requeue, notify: Notifier,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.worker = worker
+        self.requeue = requeue
+        self.notify = notify
+        self.abort = threading.Event()
+        self.running_job: str | None = None
+
+    def __call__(self, job_id: str) -> None:
+        job = self.ledger.claim(job_id)
+        if job is None:
+            logger.debug("job {} is not pending; skipped", job_id)
+            return
+        self.running_job = job.id
+        started = time.monotonic()
+        try:
+            with logger.contextualize(job=job.id):
+                self._execute(job, Paths.of(job, self.settings.value))
+        except Exception as error:  # a bug here must never stop the next job
+            logger.exception("job {} hit an internal error", job.id)
+            self._fail_quietly(job, error)
+        finally:
+            self.running_job = None
+            self._log_line(job.id, time.monotonic() - started)
+
+    # --- the steps ---------------------------------------------------------------------
+
+    def _execute(self, job: JobRecord, paths: Paths) -> None:
+        if not paths.image.is_file():
+            self._input_gone(job, paths)
+            return
+        try:
+            resolved = resolve_job_settings(
+                self.settings, paths.image, inbox_root=paths.inbox_root
+            )
+        except SettingsError as error:
+            self._end_failed(job, paths, Failed(error.reason, error.hint, error.stage), None)
+            return
+        inputs = self._fingerprint(paths, resolved.value)
+        self.ledger.record_inputs(job.id, job.mode, inputs)
+        earlier = self.ledger.earlier_result(job, inputs)
+        if earlier is not None and self._reuse(job, paths, earlier, resolved.value):
+            return
+        outcome = self.worker.run(
+            self._pipeline_job(job, paths, resolved),
+            timeout=self.settings.value.queue.job_timeout_seconds,
+            should_stop=self._stop_check(job.id),
+        )
+        self._end(job, paths, outcome, resolved.value)
+
+    def _fingerprint(self, paths: Paths, settings: JobSettings) -> JobInputs:
+        depth_map = depth_map_for(paths.image, settings)
+        return JobInputs(
+            input_sha256=file_sha256(paths.image),
+            settings_key=settings_key(paths.mode, settings, self.settings.value.models, depth_map),
+            settings=settings.model_dump(mode="json"),
+            priority=settings.priority,
+        )
+
+    def _pipeline_job(self, job: JobRecord, paths: Paths, resolved: Resolved[JobSettings]) -> Job:
+        return Job(
+            job_id=job.id, mode=paths.mode, input_path=paths.image,
+            output_root=paths.output_root, settings=resolved.value,
+            models=self.settings.value.models, limits=self.settings.value.watch,
+            settings_origins=dict(resolved.origins),
+        )
+
+    def _stop_check(self, job_id: str) -> Callable[[], str | None]:
+        next_check = 0.0
+
+        def should_stop() -> str | None:
+            nonlocal next_check
+            if self.abort.is_set():
+                return "shutdown"
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+                if self.ledger.cancel_is_requested(job_id):
+                    return "cancel"
+            return None
+
+        return should_stop
+
+    def _reuse(
+        self, job: JobRecord, paths: Paths, earlier: JobRecord, settings: JobSettings
+    ) -> bool:
+        """Fill this job's folder from the earlier identical job; False if that is gone."""
+        earlier_dir = Path(earlier.output_dir) if earlier.output_dir else None
+        if earlier_dir is None or lifecycle.read_manifest(earlier_dir) is None:
+            return False
+        folder, manifest = lifecycle.copy_duplicate(
+            earlier_dir, paths.output_root, paths.image, job_id=job.id, duplicate_of=earlier.id
+        )
+        logger.info("job {} repeats job {}: its result is reused", job.id, earlier.id)
+        self._end_succeeded(job, paths, Succeeded(folder, manifest), settings, earlier.id)
+        return True
+
+    # --- the ends ----------------------------------------------------------------------
+
+    def _end(self, job: JobRecord, paths: Paths, outcome: Outcome, settings: JobSettings) -> None:
+        if isinstance(outcome, Succeeded):
+            self._end_succeeded(job, paths, outcome, settings, None)
+        elif isinstance(outcome, Stopped) and outcome.why == "shutdown":
+            self.ledger.requeue(job.id, interrupted=True)
+            logger.warning("job {} interrupted by shutdown; it runs again at the next start",
+                           job.id)
+        elif isinstance(outcome, Stopped):
+            self._end_cancelled(job, paths, settings)
+        elif outcome.transient and job.attempts <= self.settings.value.queue.retries:
+            self._retry(job, outcome, settings)
+        else:
+            self._end_failed(job, paths, outcome, settings)
+
+    def _end_succeeded(
+        self, job: JobRecord, paths: Paths, outcome: Succeeded, settings: JobSettings,
+        duplicate_of: str | None,
+    ) -> None:
+        extras = lifecycle.companions(paths.image, settings.depth_map)
+        lifecycle.clear_inbox_after_success(paths.image, extras, outcome.output_dir)
+        self.ledger.complete(
+            job.id, output_dir=outcome.output_dir, manifest=outcome.manifest,
+            duplicate_of=duplicate_of,
+        )
+        self.notify("Strata: layers ready", f"{paths.image.name} → {outcome.output_dir.name}")
+
+    def _end_failed(
+        self, job: JobRecord, paths: Paths, outcome: Failed, settings: JobSettings | None
+    ) -> None:
+        failure = JobFailure(outcome.reason, outcome.hint, outcome.stage)
+        folder = self._move_to_failed(job, paths, failure, settings)
+        self.ledger.fail(job.id, failure, output_dir=folder)
+        self.notify("Strata: job failed", f"{paths.image.name}: {outcome.reason}")
+
+    def _end_cancelled(self, job: JobRecord, paths: Paths, settings: JobSettings) -> None:
+        error = JobCancelled("The job was cancelled.")
+        failure = JobFailure(error.reason, error.hint, error.stage)
+        folder = self._move_to_failed(job, paths, failure, settings)
+        self.ledger.mark_cancelled(job.id, output_dir=folder)
+
+    def _retry(self, job: JobRecord, outcome: Failed, settings: JobSettings) -> None:
+        delay = RETRY_BASE_DELAY * 2 ** (job.attempts - 1)
+        logger.warning("job {} attempt {} failed ({}); retrying in {:g} s",
+                       job.id, job.attempts, outcome.reason, delay)
+        if self.ledger.requeue(job.id, note=f"Retrying: {outcome.reason}"):
+            self.requeue(job.id, settings.priority, delay)
+
+    def _move_to_failed(
+        self, job: JobRecord, paths: Paths, failure: JobFailure, settings: JobSettings | None
+    ) -> Path | None:
+        if not paths.image.is_file():
+            return None
+        depth_map = settings.depth_map if settings else None
+        extras = lifecycle.companions(paths.image, depth_map)
+        report = lifecycle.ErrorReport(job.id, failure.reason, failure.hint, failure.stage)
+        return lifecycle.move_to_failed(paths.failed_root, paths.image, extras, report)
+
+    def _input_gone(self, job: JobRecord, paths: Paths) -> None:
+        """The photo left the inbox: either this job already finished it, or a person moved it."""
+        folder = lifecycle.folder_of_job(paths.output_root, paths.image.stem, job.id)
+        manifest = lifecycle.read_manifest(folder) if folder else None
+        if folder is not None and manifest is not None:
+            extras = lifecycle.companions(paths.image)
+            lifecycle.clear_inbox_after_success(paths.image, extras, folder)
+            self.ledger.complete(job.id, output_dir=folder, manifest=manifest,
+                                 duplicate_of=manifest.get("duplicate_of"))
+            return
+        failure = JobFailure(
+            f"{paths.image.name} left the inbox before it was processed.",
+            "Drop the photo into an inbox folder again to process it.", "pickup",
+        )
+        self.ledger.fail(job.id, failure, output_dir=None)
+
+    def _fail_quietly(self, job: JobRecord, error: Exception) -> None:
+        failure = JobFailure(
+            f"Internal error: {error!r}.",
+            "This is a bug in Strata; please report it with the log.", "daemon",
+        )
+        try:
+            folder = self._move_to_failed(job, Paths.of(job, self.settings.value), failure, None)
+            self.ledger.fail(job.id, failure, output_dir=folder)
+        except Exception:
+            logger.exception("job {} could not be marked failed", job.id)
+
+    def _log_line(self, job_id: str, seconds: float) -> None:
+        job = self.ledger.get(job_id)
+        if job is None:
+            return
+        logger.bind(job=job.id).info(
+            "job {} {} {} in {:.2f} s", job.id, job.input_filename, job.status.value, seconds
+        )

@@ -1,0 +1,101 @@
+"""The Huey queue: SQLite-backed, one thin task that carries a job id and nothing else.
+
+The ledger decides whether a job runs (an atomic claim); the queue only orders the work
+(``priority`` higher first) and wakes the consumer. A task lost with a dead worker is
+put back by :func:`reconcile` from the ledger.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+
+from config.errors import SettingsError
+from config.model import QueueBackend, QueueSettings
+
+QUEUE_FILE = "queue.db"
+QUEUE_NAME = "strata"
+TASK_NAME = "run_job"
+
+JobExecutor = Callable[[str], None]
+
+
+class JobQueue:
+    """Enqueue job ids; in the daemon, also the consumer that hands them to an executor."""
+
+    def __init__(self, huey: Huey) -> None:
+        self.huey = huey
+        self._executor: JobExecutor | None = None
+        self._task = huey.task(name=TASK_NAME)(self._run)
+
+    def _run(self, job_id: str) -> None:
+        if self._executor is None:
+            raise RuntimeError("this queue has no executor (only the daemon runs jobs)")
+        self._executor(job_id)
+
+    def set_executor(self, executor: JobExecutor) -> None:
+        self._executor = executor
+
+    def enqueue(self, job_id: str, *, priority: int = 0) -> None:
+        self.huey.enqueue(self._task.s(job_id, priority=priority))
+
+    def queued_job_ids(self) -> list[str]:
+        ids: list[str] = []
+        for task in self.huey.pending():
+            args: tuple[Any, ...] = task.args or ()
+            if args:
+                ids.append(str(args[0]))
+        return ids
+
+    def depth(self) -> int:
+        return int(self.huey.pending_count())
+
+    def consumer(self, *, poll_max_delay: float = 0.25) -> Consumer:
+        """One worker thread; it blocks on the supervised pipeline process, never on torch."""
+        return Consumer(
+            self.huey, workers=1, worker_type="thread", periodic=False,
+            initial_delay=0.05, backoff=1.5, max_delay=poll_max_delay,
+            check_worker_health=True, health_check_interval=1.0,
+        )
+
+
+def open_queue(state_dir: Path, settings: QueueSettings) -> JobQueue:
+    return JobQueue(make_huey(state_dir, settings))
+
+
+def make_huey(state_dir: Path, settings: QueueSettings) -> Huey:
+    if settings.backend is QueueBackend.REDIS:
+        return _redis_huey(settings.redis_url)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(
+        name=QUEUE_NAME, filename=str(state_dir / QUEUE_FILE), results=False, utc=True,
+        timeout=10,
+    )
+
+
+def _redis_huey(url: str) -> Huey:
+    if importlib.util.find_spec("redis") is None:
+        raise SettingsError(
+            "queue.backend is redis, but the `redis` package is not installed.",
+            hint="Install it (`pip install redis`) or set queue.backend: sqlite.",
+        )
+    return RedisHuey(name=QUEUE_NAME, url=url, results=False, utc=True)
+
+
+def reconcile(
+    queue: JobQueue, pending: Iterable[tuple[str, int]], *, running: str | None = None
+) -> list[str]:
+    """Enqueue each pending ledger job the queue lacks; returns the ids put back."""
+    queued = set(queue.queued_job_ids())
+    restored = []
+    for job_id, priority in pending:
+        if job_id not in queued and job_id != running:
+            queue.enqueue(job_id, priority=priority)
+            restored.append(job_id)
+    return restored

@@ -1,0 +1,198 @@
+"""Supervise the pipeline process: send it a job, wait with a deadline, kill it when told.
+
+The consumer's worker thread calls :meth:`PipelineWorker.run` and blocks there; the
+pipeline itself runs in a spawned child (:mod:`daemon.worker_child`) that keeps models
+warm. A timeout, a cancel or a shutdown kills the child; a crash is noticed. Either way
+the next job gets a fresh child, so the worker always comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Protocol
+
+from loguru import logger
+
+from daemon.worker_child import serve
+from pipeline.job import Job
+
+DEFAULT_RUNNER = "pipeline:run"
+POLL_SECONDS = 0.2
+START_TIMEOUT_SECONDS = 120.0
+KILL_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    output_dir: Path
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The job failed: ``transient`` failures may run again, the others never will."""
+
+    reason: str
+    hint: str
+    stage: str
+    transient: bool = False
+    error_class: str = "StrataError"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The job was stopped from outside: ``why`` is "cancel" or "shutdown"."""
+
+    why: str
+
+
+Outcome = Succeeded | Failed | Stopped
+StopCheck = Callable[[], str | None]
+"""Returns "cancel" or "shutdown" when the running job must stop, else None."""
+ProgressSink = Callable[[str, float], None]
+
+
+class JobRunner(Protocol):
+    """What the executor needs from a pipeline worker (a fake in unit tests)."""
+
+    def run(
+        self, job: Job, *, timeout: float, should_stop: StopCheck,
+        progress: ProgressSink | None = None,
+    ) -> Outcome: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+
+class PipelineWorker:
+    """One spawned pipeline process at a time, restarted on demand."""
+
+    def __init__(self, runner_reference: str = DEFAULT_RUNNER, *, log_level: str = "INFO") -> None:
+        self.runner_reference = runner_reference
+        self.log_level = log_level
+        self._context = multiprocessing.get_context("spawn")
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.alive and self._process else None
+
+    def start(self) -> None:
+        """Start the child if none is running (imports happen there, not here)."""
+        if self.alive:
+            return
+        self._discard()
+        parent_conn, child_conn = self._context.Pipe()
+        process = self._context.Process(
+            target=serve, args=(child_conn, self.runner_reference, self.log_level),
+            name="strata-pipeline", daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        self._process, self._conn = process, parent_conn
+        logger.debug("pipeline process {} started", process.pid)
+
+    def run(
+        self, job: Job, *, timeout: float, should_stop: StopCheck,
+        progress: ProgressSink | None = None,
+    ) -> Outcome:
+        self.start()
+        conn = self._conn
+        assert conn is not None
+        deadline = time.monotonic() + timeout
+        try:
+            conn.send(job)
+        except (OSError, ValueError):
+            return self._crashed()
+        while True:
+            why = should_stop()
+            if why is not None:
+                self.kill()
+                return Stopped(why)
+            if time.monotonic() >= deadline:
+                self.kill()
+                return Failed(
+                    f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
+                    "Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
+                    "timeout", transient=True, error_class="TimeoutError",
+                )
+            message = self._receive(conn)
+            if message is _CRASHED:
+                return self._crashed()
+            if message is None:
+                continue
+            outcome = self._outcome(message, progress)
+            if outcome is not None:
+                return outcome
+
+    def _receive(self, conn: Connection) -> Any:
+        try:
+            if conn.poll(POLL_SECONDS):
+                return conn.recv()
+        except (EOFError, OSError):
+            return _CRASHED
+        return None if self.alive else _CRASHED
+
+    @staticmethod
+    def _outcome(message: tuple[Any, ...], progress: ProgressSink | None) -> Outcome | None:
+        kind = message[0]
+        if kind == "progress":
+            if progress is not None:
+                progress(message[1], message[2])
+            return None
+        if kind == "done":
+            return Succeeded(Path(message[1]), message[2])
+        if kind == "error":
+            error_class, reason, hint, stage, transient = message[1:6]
+            return Failed(reason, hint, stage, transient=transient, error_class=error_class)
+        return None  # "ready" and anything unknown
+
+    def _crashed(self) -> Failed:
+        code = self._process.exitcode if self._process else None
+        self.kill()
+        return Failed(
+            f"The pipeline process crashed (exit code {code}).",
+            "Often a lack of memory: lower max_side, or close other apps. See the log.",
+            "worker", transient=True, error_class="WorkerCrash",
+        )
+
+    def kill(self) -> None:
+        """Kill the child now (timeout, cancel, shutdown); the next job starts a fresh one."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(KILL_WAIT_SECONDS)
+        self._discard()
+
+    def close(self) -> None:
+        """Ask the child to exit after its current job; kill it if it does not."""
+        if self._conn is not None and self.alive:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(None)
+            if self._process is not None:
+                self._process.join(KILL_WAIT_SECONDS)
+        self.kill()
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
+
+
+_CRASHED = object()

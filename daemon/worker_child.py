@@ -1,0 +1,85 @@
+"""The pipeline process: the one place the daemon imports the pipeline's heavy parts.
+
+Started with the ``spawn`` method by :mod:`daemon.worker` (never forked: torch and its
+thread pools do not survive a fork). It keeps one :class:`~pipeline.models.ModelCache`
+for its whole life, so models load once and stay warm across jobs. It exits when its
+parent dies, so a ``kill -9`` of the daemon never leaves a job running behind it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from loguru import logger
+
+from config.errors import StrataError
+from daemon.retry import TRANSIENT_ERRNOS
+from pipeline.models import ModelCache, offline_environment
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def load_runner(reference: str) -> Callable[..., Any]:
+    """``"package.module:function"`` → the function."""
+    module_name, _, attribute = reference.partition(":")
+    runner: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    return runner
+
+
+def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
+    """Run jobs sent over ``conn`` until it closes or sends ``None``."""
+    _exit_with_parent(os.getppid())
+    _configure_logging(log_level)
+    offline_environment()
+    runner = load_runner(runner_reference)
+    cache = ModelCache()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(_run_one(runner, job, cache, conn))
+
+
+def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> tuple[Any, ...]:
+    def progress(stage: str, fraction: float) -> None:
+        conn.send(("progress", stage, fraction))
+
+    try:
+        result = runner(job, cache=cache, progress=progress)
+    except StrataError as error:
+        return ("error", type(error).__name__, error.reason, error.hint, error.stage, False)
+    except OSError as error:
+        transient = error.errno in TRANSIENT_ERRNOS
+        return ("error", type(error).__name__, f"{error.strerror or error}.",
+                "Check free disk space and that the outbox is writable.", "write", transient)
+    except Exception as error:  # a bug: keep the worker alive, report it in full
+        sys.stderr.write(traceback.format_exc())
+        return ("error", type(error).__name__, f"Internal error: {error!r}.",
+                "This is a bug in Strata; please report it with the log.", "pipeline", False)
+    return ("done", str(result.output_dir), result.manifest)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _configure_logging(level: str) -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=level, format="{time:HH:mm:ss} | {level: <7} | worker | {message}")
