@@ -216,7 +216,9 @@ def load_settings(
     """Built-in defaults < config/strata.yaml < user config < environment."""
     environ = os.environ if environ is None else environ
     layers = [builtin_layer(), read_yaml_layer(DEFAULT_CONFIG_FILE, resolve_paths=True)]
-    explicit = config_file or (Path(environ[ENV_CONFIG_FILE]) if environ.get(ENV_CONFIG_FILE) else None)
+    explicit = config_file or (
+        Path(environ[ENV_CONFIG_FILE]) if environ.get(ENV_CONFIG_FILE) else None
+    )
     if explicit is not None:
         if not explicit.is_file():
             raise SettingsError(
@@ -257,7 +259,9 @@ def folder_defaults_files(image: Path, *, root: Path | None) -> list[Path]:
             current = current.parent
         if chain[-1] != root:
             chain = [folder.resolve()]
-    return [p / FOLDER_DEFAULTS_NAME for p in reversed(chain) if (p / FOLDER_DEFAULTS_NAME).is_file()]
+    return [
+        p / FOLDER_DEFAULTS_NAME for p in reversed(chain) if (p / FOLDER_DEFAULTS_NAME).is_file()
+    ]
 
 
 def resolve_job_settings(

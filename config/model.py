@@ -85,43 +85,57 @@ class JobSettings(_Strict):
 
 
 class WatchSettings(_Strict):
-    settle_seconds: StrictFloat = Field(2.0, ge=0.0, le=3600.0)
-    polling: StrictBool = False
-    rescan_seconds: StrictFloat = Field(60.0, gt=0.0)
-    max_file_size_mb: StrictFloat = Field(50.0, gt=0.0)
-    max_pixels: StrictInt = Field(120_000_000, gt=0)
+    settle_seconds: StrictFloat = Field(
+        2.0, ge=0.0, le=3600.0, description="a file is taken once still this long"
+    )
+    polling: StrictBool = Field(False, description="poll instead of OS events (network shares)")
+    rescan_seconds: StrictFloat = Field(60.0, gt=0.0, description="full rescan for missed events")
+    max_file_size_mb: StrictFloat = Field(50.0, gt=0.0, description="larger files fail clearly")
+    max_pixels: StrictInt = Field(
+        120_000_000, gt=0, description="larger images fail before decoding (bombs)"
+    )
 
 
 class QueueSettings(_Strict):
-    backend: QueueBackend = QueueBackend.SQLITE
-    redis_url: StrictStr = "redis://localhost:6379/0"
-    job_timeout_seconds: StrictFloat = Field(600.0, gt=0.0)
-    retries: StrictInt = Field(1, ge=0, le=10)
-    shutdown_grace_seconds: StrictFloat = Field(30.0, ge=0.0)
+    backend: QueueBackend = Field(QueueBackend.SQLITE, description="where the queue lives")
+    redis_url: StrictStr = Field("redis://localhost:6379/0", description="for backend redis")
+    job_timeout_seconds: StrictFloat = Field(600.0, gt=0.0, description="a longer job is stopped")
+    retries: StrictInt = Field(1, ge=0, le=10, description="re-runs of a crashed/timed-out job")
+    shutdown_grace_seconds: StrictFloat = Field(
+        30.0, ge=0.0, description="on stop, time a running job gets to finish"
+    )
 
 
 class ModelSettings(_Strict):
-    depth: StrictStr = "depth-anything/Depth-Anything-V2-Small-hf"
-    img2img: StrictStr = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    controlnet: StrictStr = "lllyasviel/control_v11f1p_sd15_depth"
-    inpaint: StrictStr | None = None
-    lcm_lora: StrictStr = "latent-consistency/lcm-lora-sdv1-5"
-    taesd: StrictStr = "madebyollin/taesd"
-    device: Device = Device.AUTO
+    depth: StrictStr = Field(
+        "depth-anything/Depth-Anything-V2-Small-hf", description="depth model (id or folder)"
+    )
+    img2img: StrictStr = Field(
+        "stable-diffusion-v1-5/stable-diffusion-v1-5", description="painterly restyle model"
+    )
+    controlnet: StrictStr = Field(
+        "lllyasviel/control_v11f1p_sd15_depth", description="painterly depth ControlNet"
+    )
+    inpaint: StrictStr | None = Field(
+        None, description="diffusion inpainting for hidden regions; null = built-in fill"
+    )
+    lcm_lora: StrictStr = Field("latent-consistency/lcm-lora-sdv1-5", description="fast mode LoRA")
+    taesd: StrictStr = Field("madebyollin/taesd", description="fast mode tiny decoder")
+    device: Device = Field(Device.AUTO, description="auto = cuda > mps > cpu")
 
 
 class LogSettings(_Strict):
-    level: LogLevel = LogLevel.INFO
-    file: Path | None = None
+    level: LogLevel = Field(LogLevel.INFO, description="log level")
+    file: Path | None = Field(None, description="rotating log file")
 
 
 class Settings(_Strict):
     """Everything Strata reads from config files and the environment."""
 
-    inbox: Path
-    outbox: Path
-    state_dir: Path
-    notify: StrictBool = False
+    inbox: Path = Field(description="holds photo-realistic/ and painterly/")
+    outbox: Path = Field(description="results: <mode>/<stem>/, failed/<stem>/")
+    state_dir: Path = Field(description="job ledger and queue (SQLite)")
+    notify: StrictBool = Field(False, description="desktop notification per finished job")
     watch: WatchSettings = WatchSettings()
     queue: QueueSettings = QueueSettings()
     models: ModelSettings = ModelSettings()

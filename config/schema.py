@@ -79,9 +79,7 @@ def describe_allowed(model: type[BaseModel], loc: tuple[str, ...]) -> str:
     return describe_field(info) if info is not None else "a known setting"
 
 
-def iter_fields(
-    model: type[BaseModel], prefix: str = ""
-) -> Iterator[tuple[str, FieldInfo]]:
+def iter_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
     """Every leaf key of the model as ``(dotted name, field)``, in declaration order."""
     for name, info in model.model_fields.items():
         annotation = info.annotation
@@ -91,13 +89,28 @@ def iter_fields(
             yield f"{prefix}{name}", info
 
 
-def settings_table(model: type[BaseModel]) -> str:
+def settings_table(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> str:
     """A Markdown table of the model's keys: type/range, default, meaning."""
     rows = ["| key | type / range | default | meaning |", "|---|---|---|---|"]
     for dotted, info in iter_fields(model):
+        if dotted.startswith(skip):
+            continue
         default = info.default
         if isinstance(default, Enum):
             default = default.value
-        shown = "—" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        if info.is_required():
+            shown = "`<repo>/" + dotted.replace("_dir", "") + "`"
+        elif default is None:
+            shown = "`null`"
+        else:
+            shown = f"`{str(default).lower() if isinstance(default, bool) else default}`"
         rows.append(f"| `{dotted}` | {describe_field(info)} | {shown} | {info.description or ''} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    from config.model import JobSettings, Settings
+
+    print(settings_table(JobSettings))
+    print()
+    print(settings_table(Settings, skip=("defaults.",)))

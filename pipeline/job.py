@@ -31,6 +31,7 @@ class Job:
     models: ModelSettings = field(default_factory=ModelSettings)
     limits: WatchSettings = field(default_factory=WatchSettings)
     settings_origins: dict[str, str] = field(default_factory=dict)
+    created_at: str | None = None  # ISO 8601; when the job was queued (None: now)
 
     @property
     def stem(self) -> str:

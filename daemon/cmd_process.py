@@ -1,0 +1,178 @@
+"""`strata process IMAGE…`: run the pipeline once, in this process, no daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from tqdm import tqdm
+
+from config.errors import SettingsError, StrataError
+from config.loader import (
+    Resolved,
+    SettingsLayer,
+    load_settings,
+    merge_layers,
+    overrides_layer,
+    resolve_job_settings,
+    validate_layer,
+)
+from config.model import JobSettings, Mode, Settings
+from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
+from daemon.logs import configure_logging
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "process",
+        help="run the pipeline on images now, without the daemon",
+        description=(
+            "Run the pipeline once on each IMAGE. Sidecars (<stem>.yaml), _defaults.yaml and "
+            "depth maps (<stem>.depth.png) beside each image apply as in the inbox."
+        ),
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument(
+        "--mode", type=Mode, choices=list(Mode), default=Mode.PHOTO_REALISTIC,
+        help="photo-realistic (default) or painterly",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a per-job setting, e.g. --set num_layers=5 (repeatable)",
+    )
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<stem>/ (default: outbox/<mode>/)")
+    add_common_options(parser, json_output=True)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    settings = load_settings(Path(args.config) if args.config else None)
+    configure_logging(settings.value.log, stderr_level="WARNING" if args.json else None)
+    overrides = overrides_layer(args.overrides)
+    _check_overrides(settings, overrides)
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        raise SettingsError(
+            f"No such file: {', '.join(missing)}.", hint="Give the paths of existing images."
+        )
+    output_root = args.out if args.out else settings.value.outbox_for(args.mode)
+    reports = [
+        _process_one(image, args.mode, settings, overrides, output_root, quiet=args.json)
+        for image in args.images
+    ]
+    if args.json:
+        json.dump(reports if len(reports) > 1 else reports[0], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    failed = sum(1 for r in reports if r["status"] == "failed")
+    return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def _check_overrides(settings: Resolved[Settings], overrides: SettingsLayer) -> None:
+    """A bad --set is a usage error (exit 2), found before any job starts."""
+    base = SettingsLayer(values=settings.value.defaults.model_dump(mode="python"))
+    validate_layer(JobSettings, merge_layers([base, overrides]))
+
+
+def _process_one(
+    image: Path,
+    mode: Mode,
+    settings: Resolved[Settings],
+    overrides: SettingsLayer,
+    output_root: Path,
+    *,
+    quiet: bool,
+) -> dict[str, Any]:
+    from pipeline import Job, run
+
+    job_id = uuid.uuid4().hex
+    started = time.time()
+    record: dict[str, Any] = {"id": job_id, "mode": mode, "input": image, "started": started}
+    with logger.contextualize(job=job_id[:8]):
+        try:
+            resolved = resolve_job_settings(settings, image, overrides=overrides)
+            record["settings"] = resolved.value
+            job = Job(
+                job_id=job_id,
+                mode=mode,
+                input_path=image,
+                output_root=output_root,
+                settings=resolved.value,
+                models=settings.value.models,
+                limits=settings.value.watch,
+                settings_origins=dict(resolved.origins),
+            )
+            with _progress_bar(image.name, disable=quiet) as bar:
+                result = run(job, progress=bar.report)
+        except StrataError as error:
+            logger.info("failed {} after {:.2f}s: {}", image.name, time.time() - started, error.reason)
+            print(f"strata: {image}: {error.reason}\n  hint: {error.hint}", file=sys.stderr)
+            return job_view(record, status="failed", error=error.reason)
+        logger.info("completed {} → {} in {:.2f}s", image.name, result.output_dir, time.time() - started)
+        if not quiet:
+            print(result.output_dir)
+        return job_view(record, status="completed", output_dir=result.output_dir, manifest=result.manifest)
+
+
+class _ProgressBar:
+    def __init__(self, name: str, *, disable: bool) -> None:
+        self._bar = tqdm(
+            total=100, desc=name, unit="%", leave=False, disable=disable or None,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr,
+        )
+
+    def report(self, stage: str, fraction: float) -> None:
+        self._bar.set_postfix_str(stage)
+        self._bar.update(max(0, round(fraction * 100) - self._bar.n))
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+
+def _progress_bar(name: str, *, disable: bool) -> _ProgressBar:
+    return _ProgressBar(name, disable=disable)
+
+
+def job_view(
+    record: dict[str, Any],
+    *,
+    status: str,
+    output_dir: Path | None = None,
+    manifest: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The seed backend's Job fields, as ``strata jobs --json`` prints them."""
+    settings: JobSettings | None = record.get("settings")
+    painterly = settings is not None and record["mode"] is Mode.PAINTERLY
+    started = record["started"]
+    completed = time.time()
+    return {
+        "id": record["id"],
+        "status": status,
+        "mode": record["mode"].value,
+        "input_filename": record["input"].name,
+        "num_layers": settings.num_layers if settings else None,
+        "painterly_style": settings.style if painterly and settings else None,
+        "painterly_strength": settings.strength if painterly and settings else None,
+        "painterly_seed": settings.seed if painterly and settings else None,
+        "output_dir": str(output_dir) if output_dir else None,
+        "result_manifest": manifest,
+        "error_message": error,
+        "created_at": _iso(started),
+        "started_at": _iso(started),
+        "completed_at": _iso(completed),
+        "processing_time": round(completed - started, 4),
+    }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

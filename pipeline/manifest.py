@@ -1,0 +1,98 @@
+"""manifest.json, schema version 1 (see SPEC.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from pipeline.layers import Layer
+
+SCHEMA_VERSION = 1
+
+
+def strata_version() -> str:
+    try:
+        return version("strata")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def layer_name(index: int, count: int) -> str:
+    """``background`` for 1, ``foreground`` for ``count``, ``midground`` between."""
+    if index == 1:
+        return "background"
+    return "foreground" if index == count else "midground"
+
+
+def layer_file(index: int, count: int) -> str:
+    return f"Layer_{index}_{layer_name(index, count)}.png"
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    depth_range: tuple[float, float]
+    coverage: float
+    bbox: tuple[int, int, int, int]
+    filled_fraction: float
+    parallax: float
+
+
+def layer_stats(
+    layers: list[Layer], cuts: np.ndarray, parallax: list[float]
+) -> list[LayerStats]:
+    """Per-layer figures: visible share, bounding box of its pixels, invented share."""
+    bounds = [0.0, *(float(c) for c in cuts), 1.0]
+    canvas = float(layers[0].alpha.size)
+    remaining = np.ones_like(layers[0].alpha)
+    visible: list[float] = [0.0] * len(layers)
+    for index in range(len(layers) - 1, -1, -1):
+        weight = layers[index].alpha * remaining
+        visible[index] = float(weight.sum()) / canvas
+        remaining = remaining * (1.0 - layers[index].alpha)
+    stats = []
+    for index, layer in enumerate(layers):
+        stats.append(
+            LayerStats(
+                depth_range=(round(bounds[index], 4), round(bounds[index + 1], 4)),
+                coverage=round(visible[index], 6),
+                bbox=_bbox(layer.alpha > 0),
+                filled_fraction=round(float(layer.filled.mean()), 6),
+                parallax=round(parallax[index], 4),
+            )
+        )
+    return stats
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the mask's pixels, right/bottom exclusive (PIL's
+    ``getbbox`` convention); zeros for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1))
+
+
+def layers_section(stats: list[LayerStats]) -> list[dict[str, Any]]:
+    count = len(stats)
+    return [
+        {
+            "index": index,
+            "name": layer_name(index, count),
+            "file": layer_file(index, count),
+            "depth_range": list(item.depth_range),
+            "coverage": item.coverage,
+            "bbox": list(item.bbox),
+            "filled_fraction": item.filled_fraction,
+            "parallax": item.parallax,
+        }
+        for index, item in enumerate(stats, start=1)
+    ]

@@ -1,0 +1,225 @@
+"""Write a finished job: files into a hidden temporary folder, manifest last, then one rename.
+
+The destination is ``<output_root>/<stem>/``; when that name holds another job's result the
+job takes ``<stem>-2``, ``<stem>-3``…; a folder holding this same job's earlier result (a
+retry) is replaced.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from config.errors import OutputError
+from pipeline.depth import DepthEstimate
+from pipeline.io import DecodedImage, save_gray16_png, save_rgb_png, save_rgba_png
+from pipeline.job import Job, JobResult
+from pipeline.layers import Layer
+from pipeline.manifest import (
+    SCHEMA_VERSION,
+    layer_file,
+    layer_stats,
+    layers_section,
+    strata_version,
+    utc_now,
+)
+from pipeline.preview import ANIMATION_SECONDS, contact_sheet, parallax_factors, parallax_frames
+
+if TYPE_CHECKING:
+    from pipeline.runner import StageTimer
+
+TEMP_PREFIX = ".strata-tmp-"
+MANIFEST = "manifest.json"
+WRITE_THREADS = 2
+
+
+@dataclass(frozen=True)
+class JobOutputs:
+    decoded: DecodedImage
+    working: np.ndarray
+    depth: DepthEstimate
+    depth_file: Path | None
+    cuts: np.ndarray
+    layers: list[Layer]
+    fill: dict[str, Any]
+    painterly: dict[str, Any] | None
+    created_at: str
+
+
+def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
+    root = job.output_root
+    temp = root / f"{TEMP_PREFIX}{job.job_id}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if temp.exists():
+            shutil.rmtree(temp)
+        temp.mkdir()
+        _write_files(temp, job, outputs)
+        manifest = build_manifest(job, outputs, timer)
+        _write_json(temp / MANIFEST, manifest)
+        final = _claim_destination(temp, root, job)
+    except OSError as exc:
+        raise OutputError(f"Could not write the results of {job.input_path.name}: {exc}.") from exc
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return JobResult(output_dir=final, manifest=manifest)
+
+
+def build_manifest(job: Job, outputs: JobOutputs, timer: StageTimer) -> dict[str, Any]:
+    height, width = outputs.working.shape[:2]
+    source_width, source_height = outputs.decoded.source_size
+    stats = layer_stats(outputs.layers, outputs.cuts, parallax_factors(len(outputs.layers)))
+    timer.add("write", 0.0)
+    completed_at = utc_now()
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": job.job_id,
+        "mode": job.mode.value,
+        "source": {
+            "filename": job.input_path.name,
+            "sha256": outputs.decoded.sha256,
+            "width": source_width,
+            "height": source_height,
+        },
+        "canvas": {"width": width, "height": height},
+        "settings": job.settings.model_dump(mode="json"),
+        "models": _models_section(outputs),
+        "layer_count": len(outputs.layers),
+        "layers": layers_section(stats),
+        "timings": {**timer.timings, "total": timer.total()},
+        "created_at": outputs.created_at,
+        "completed_at": completed_at,
+        "processing_time": timer.total(),
+        "strata_version": strata_version(),
+        "depth": {
+            "source": outputs.depth.source,
+            "file": outputs.depth_file.name if outputs.depth_file else None,
+            "native_size": list(outputs.depth.native_size),
+            "cuts": [round(float(c), 4) for c in outputs.cuts],
+        },
+        "fill": outputs.fill,
+    }
+    if outputs.painterly is not None:
+        manifest["painterly"] = outputs.painterly
+    return manifest
+
+
+def _models_section(outputs: JobOutputs) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    if outputs.depth.model is not None:
+        models["depth"] = outputs.depth.model
+    if outputs.painterly is not None:
+        models.update(outputs.painterly.get("models", {}))
+    if outputs.fill.get("method") == "diffusion":
+        models["inpaint"] = {"id": outputs.fill.get("model"), "revision": "local"}
+    return models
+
+
+def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
+    count = len(outputs.layers)
+    tasks: list[tuple[Any, ...]] = [
+        (save_rgba_png, folder / layer_file(i, count), layer.rgb, layer.alpha)
+        for i, layer in enumerate(outputs.layers, start=1)
+    ]
+    tasks.append((save_gray16_png, folder / "depth.png", outputs.depth.nearness))
+    tasks.append((_save_preview, folder / "preview.png", outputs.layers))
+    tasks.append((_save_parallax, folder / "parallax.webp", outputs.layers))
+    if outputs.painterly is not None:
+        tasks.append((save_rgb_png, folder / "stylized.png", outputs.working))
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        futures = [pool.submit(task[0], *task[1:]) for task in tasks]
+        for future in futures:
+            future.result()
+    suffix = job.input_path.suffix.lower()
+    _copy(job.input_path, folder / f"source{suffix}")
+    if outputs.depth_file is not None:
+        _copy(outputs.depth_file, folder / outputs.depth_file.name)
+    _write_settings(folder / "settings.yaml", job)
+
+
+def _save_preview(path: Path, layers: list[Layer]) -> None:
+    save_rgb_png(path, contact_sheet(layers))
+
+
+def _save_parallax(path: Path, layers: list[Layer]) -> None:
+    frames = [Image.fromarray(frame) for frame in parallax_frames(layers)]
+    duration = round(1000 * ANIMATION_SECONDS / len(frames))
+    frames[0].save(
+        path,
+        format="WEBP",
+        save_all=True,
+        append_images=frames[1:],
+        duration=duration,
+        loop=0,
+        quality=80,
+        method=0,
+    )
+
+
+def _write_settings(path: Path, job: Job) -> None:
+    values = job.settings.model_dump(mode="json")
+    lines = [f"# Effective settings of job {job.job_id} ({job.input_path.name})."]
+    for key, value in values.items():
+        dumped = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=False).strip()
+        origin = job.settings_origins.get(key)
+        lines.append(f"{dumped}  # {origin}" if origin else dumped)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _claim_destination(temp: Path, root: Path, job: Job) -> Path:
+    """Rename ``temp`` to the first free ``<stem>[-n]``; replace this job's own earlier result."""
+    stem = job.stem
+    for attempt in range(1, 10_000):
+        candidate = root / (stem if attempt == 1 else f"{stem}-{attempt}")
+        if candidate.exists() and _holds_job(candidate, job.job_id):
+            _replace(temp, candidate)
+            return candidate
+        try:
+            os.rename(temp, candidate)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                continue
+            raise
+        return candidate
+    raise OutputError(f"No free folder name for {stem} in {root}.")
+
+
+def _holds_job(folder: Path, job_id: str) -> bool:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("job_id") == job_id
+
+
+def _replace(temp: Path, destination: Path) -> None:
+    old = destination.with_name(f"{TEMP_PREFIX}old-{destination.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(destination, old)
+    os.rename(temp, destination)
+    shutil.rmtree(old, ignore_errors=True)

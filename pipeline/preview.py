@@ -1,0 +1,122 @@
+"""Quick looks at a layer stack: a side-by-side sheet and an animated parallax loop."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from pipeline.layers import Layer
+
+PARALLAX_AMPLITUDE = 0.03
+"""Largest horizontal shift in the parallax preview, as a share of the canvas width.
+
+The fill margins are derived from it, so the preview never reveals a hole."""
+
+SHEET_HEIGHT = 320
+SHEET_GAP = 8
+ANIMATION_WIDTH = 640
+ANIMATION_FRAMES = 24
+ANIMATION_SECONDS = 2.4
+
+
+def parallax_factors(num_layers: int) -> list[float]:
+    """Suggested relative shift per layer: 0 for the background, 1 for the foreground."""
+    return [k / (num_layers - 1) for k in range(num_layers)]
+
+
+def fill_margins(num_layers: int, canvas_width: int) -> list[int]:
+    """How far each layer must be filled behind nearer ones for the preview's parallax.
+
+    Layer k is uncovered by at most (1 - factor_k) · amplitude when the foreground moves
+    by the full amplitude; two pixels of slack cover rounding in the resampling.
+    """
+    amplitude = PARALLAX_AMPLITUDE * canvas_width
+    return [math.ceil((1.0 - f) * amplitude) + 2 for f in parallax_factors(num_layers)]
+
+
+def contact_sheet(layers: list[Layer]) -> np.ndarray:
+    """The layers side by side over a checkerboard, farthest left; float32 RGB."""
+    height, width = layers[0].alpha.shape
+    scale = min(1.0, SHEET_HEIGHT / height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    board = _checkerboard(size[1], size[0])
+    tiles = []
+    for layer in layers:
+        rgb = cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA)[..., None]
+        tiles.append(alpha * rgb + (1.0 - alpha) * board)
+    gap = np.ones((size[1], SHEET_GAP, 3), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for tile in tiles:
+        parts.extend([tile, gap])
+    sheet: np.ndarray = np.concatenate(parts[:-1], axis=1).astype(np.float32)
+    return sheet
+
+
+def parallax_frames(
+    layers: list[Layer], *, width: int = ANIMATION_WIDTH, frames: int = ANIMATION_FRAMES
+) -> list[np.ndarray]:
+    """One loop of a horizontal parallax sway, as uint8 RGB frames ``width`` wide."""
+    height, canvas_width = layers[0].alpha.shape
+    scale = min(1.0, width / canvas_width)
+    size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
+    small = [
+        (
+            cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA),
+        )
+        for layer in layers
+    ]
+    factors = parallax_factors(len(layers))
+    amplitude = PARALLAX_AMPLITUDE * size[0]
+    result = []
+    for index in range(frames):
+        shift = amplitude * math.sin(2 * math.pi * index / frames)
+        frame = small[0][0].copy()
+        for (rgb, alpha), factor in zip(small[1:], factors[1:], strict=True):
+            moved_rgb, moved_alpha = _shift(rgb, alpha, shift * factor)
+            frame = moved_alpha[..., None] * moved_rgb + (1.0 - moved_alpha[..., None]) * frame
+        result.append(np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return result
+
+
+def shift_composite(layers: list[Layer], shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Composite at full size with the foreground moved by ``shift`` pixels.
+
+    Returns the image and its total alpha (1 everywhere when nothing is revealed)."""
+    factors = parallax_factors(len(layers))
+    image = layers[0].rgb * layers[0].alpha[..., None]
+    coverage = layers[0].alpha.copy()
+    for layer, factor in zip(layers[1:], factors[1:], strict=True):
+        rgb, alpha = _shift(layer.rgb, layer.alpha, shift * factor)
+        image = alpha[..., None] * rgb + (1.0 - alpha[..., None]) * image
+        coverage = alpha + (1.0 - alpha) * coverage
+    return image, coverage
+
+
+def _shift(rgb: np.ndarray, alpha: np.ndarray, dx: float) -> tuple[np.ndarray, np.ndarray]:
+    matrix = np.float32([[1, 0, dx], [0, 1, 0]])
+    size = (alpha.shape[1], alpha.shape[0])
+    premultiplied = rgb * alpha[..., None]
+    moved_p = cv2.warpAffine(
+        premultiplied,
+        matrix,
+        size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    moved_a = cv2.warpAffine(
+        alpha, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    moved_rgb = moved_p / np.maximum(moved_a, 1e-6)[..., None]
+    return np.clip(moved_rgb, 0.0, 1.0), moved_a
+
+
+def _checkerboard(height: int, width: int, *, cell: int = 12) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width]
+    light = ((yy // cell + xx // cell) % 2).astype(np.float32)
+    shade = 0.8 + 0.15 * light
+    return np.repeat(shade[..., None], 3, axis=2)

@@ -1,0 +1,234 @@
+"""The one entry point: ``run(job) -> JobResult``.
+
+decode → depth → (painterly: stylize) → layers (cuts, edges, fill) → write. Outputs are
+written into a hidden temporary folder beside the destination and renamed into place, so
+a reader never sees a half-written job folder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from config.errors import InputError, SettingsError
+from config.model import JobSettings, Mode
+from pipeline import fill as fill_stage
+from pipeline import output
+from pipeline.cuts import choose_cuts, label_layers, remove_islands
+from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
+from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
+from pipeline.io import DEPTH_SUFFIXES, DecodedImage, decode_image, read_depth_file
+from pipeline.job import Job, JobResult, ProgressCallback
+from pipeline.layers import Layer, build_layers
+from pipeline.manifest import utc_now
+from pipeline.models import ModelCache
+from pipeline.preview import fill_margins
+
+MIN_ISLAND_SHARE = 0.0005
+"""Connected pieces of a layer smaller than this share of the canvas merge into their
+surroundings (depth-map speckle, not objects)."""
+
+_STAGE_WEIGHTS = {"decode": 0.05, "depth": 0.35, "stylize": 0.0, "layers": 0.2, "write": 0.4}
+
+_process_cache = ModelCache()
+
+
+class StageTimer:
+    """Wall time per stage, and progress reports as stages end."""
+
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        self.timings: dict[str, float] = {}
+        self._progress = progress
+        self._done = 0.0
+        self._start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self._progress:
+            self._progress(name, self._done)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+        self._done = min(1.0, self._done + _STAGE_WEIGHTS.get(name, 0.0))
+
+    def add(self, name: str, seconds: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 4)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self._start, 4)
+
+
+def run(
+    job: Job,
+    *,
+    cache: ModelCache | None = None,
+    progress: ProgressCallback | None = None,
+) -> JobResult:
+    """Turn one photo into a finished job folder. Raises :class:`config.errors.StrataError`."""
+    cache = cache if cache is not None else _process_cache
+    created_at = job.created_at or utc_now()
+    timer = StageTimer(progress)
+    settings = job.settings
+    with timer.stage("decode"):
+        decoded = decode_image(
+            job.input_path,
+            max_side=settings.max_side,
+            max_file_size_mb=job.limits.max_file_size_mb,
+            max_pixels=job.limits.max_pixels,
+        )
+    depth_file = find_depth_file(job.input_path, settings)
+    with timer.stage("depth"):
+        depth = _estimate_depth(decoded, depth_file, settings, job, cache)
+    working = decoded.rgb
+    painterly: dict[str, Any] | None = None
+    if job.mode is Mode.PAINTERLY:
+        with timer.stage("stylize"):
+            working, painterly = _stylize(decoded.rgb, depth, job, cache)
+    with timer.stage("layers"):
+        cuts, labels, alphas = segment(working, depth, num_layers=settings.num_layers)
+        fill, fill_info = _fill_function(job, cache, timer)
+        width = working.shape[1]
+        layers = build_layers(
+            working, labels, alphas, fill=fill, margins=fill_margins(len(cuts) + 1, width)
+        )
+    timer.timings["layers"] = round(timer.timings["layers"] - timer.timings.get("fill", 0.0), 4)
+    if painterly is not None:
+        painterly["alignment_score"] = _alignment(working, labels)
+    with timer.stage("write"):
+        result = output.write_job(
+            job,
+            output.JobOutputs(
+                decoded=decoded,
+                working=working,
+                depth=depth,
+                depth_file=depth_file,
+                cuts=cuts,
+                layers=layers,
+                fill=fill_info,
+                painterly=painterly,
+                created_at=created_at,
+            ),
+            timer=timer,
+        )
+    logger.debug("job {} wrote {} in {:.2f}s", job.job_id, result.output_dir, timer.total())
+    if progress:
+        progress("done", 1.0)
+    return result
+
+
+def segment(
+    image: np.ndarray, depth: DepthEstimate, *, num_layers: int
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Cuts in the depth distribution's gaps, a label map whose edges sit on the image's
+    edges, and the soft "layer k or nearer" alphas."""
+    nearness = depth.nearness
+    cuts = choose_cuts(nearness, num_layers=num_layers)
+    labels = label_layers(nearness, cuts)
+    ramps = ramp_mask(nearness)
+    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
+    labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
+    return cuts, labels, soft_alpha(image, labels, num_layers=num_layers)
+
+
+def find_depth_file(image: Path, settings: JobSettings) -> Path | None:
+    """The depth map the job uses: ``depth_map`` if set, else ``<stem>.depth.*`` if present.
+
+    A ``depth_map`` may only name a ``*.depth.*`` file in the image's own folder.
+    """
+    folder = image.parent
+    if settings.depth_map is not None:
+        name = settings.depth_map
+        candidate = folder / name
+        if Path(name).name != name or name in {".", ".."} or ".depth." not in name:
+            raise SettingsError(
+                f"Setting `depth_map` = {name!r} for {image.name} must name a *.depth.* file "
+                "in the same folder as the photo.",
+                hint=f"Put the depth map beside {image.name} and give its file name only.",
+            )
+        if not candidate.is_file():
+            raise InputError(
+                f"The depth map {name} named by `depth_map` for {image.name} does not exist.",
+                hint=f"Put {name} beside {image.name}, or remove the `depth_map` setting.",
+                stage="depth",
+            )
+        return candidate
+    for suffix in sorted(DEPTH_SUFFIXES):
+        candidate = folder / f"{image.stem}.depth{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _estimate_depth(
+    decoded: DecodedImage, depth_file: Path | None, settings: JobSettings, job: Job,
+    cache: ModelCache,
+) -> DepthEstimate:
+    height, width = decoded.rgb.shape[:2]
+    if depth_file is None:
+        return get_depth_estimator(cache, job.models).estimate(decoded.rgb)
+    raw = read_depth_file(depth_file, image_size=decoded.source_size)
+    nearness = nearness_from_raw(raw, kind=settings.depth_map_kind, canvas_size=(width, height))
+    return DepthEstimate(
+        nearness=nearness,
+        native_size=(raw.shape[1], raw.shape[0]),
+        source="file",
+        model=None,
+    )
+
+
+def _stylize(
+    rgb: np.ndarray, depth: DepthEstimate, job: Job, cache: ModelCache
+) -> tuple[np.ndarray, dict[str, Any]]:
+    from pipeline.stylize import stylize
+
+    result = stylize(
+        rgb, depth.nearness, settings=job.settings, models=job.models, cache=cache
+    )
+    return result.image, dict(result.info)
+
+
+def _alignment(stylized: np.ndarray, labels: np.ndarray) -> float:
+    from pipeline.stylize import alignment_score
+
+    boundaries = np.zeros(labels.shape, dtype=bool)
+    boundaries[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    boundaries[1:, :] |= labels[1:, :] != labels[:-1, :]
+    return round(float(alignment_score(stylized, boundaries)), 4)
+
+
+def _fill_function(
+    job: Job, cache: ModelCache, timer: StageTimer
+) -> tuple[Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray], dict[str, Any]]:
+    """The fill backend for this job, timed under "fill": the diffusion inpainter when
+    ``models.inpaint`` is set, else the built-in weight-free fill."""
+    if job.models.inpaint:
+        inpainter = fill_stage.get_diffusion_inpainter(cache, job.models)
+        info: dict[str, Any] = {"method": "diffusion", "model": job.models.inpaint}
+
+        def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+            return inpainter.fill(image, known, region=region, seed=job.settings.seed)
+    else:
+        info = {"method": fill_stage.FILL_METHOD}
+
+        def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+            return fill_stage.fill_hidden(image, known, region=region)
+
+    def timed(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return backend(image, known, region)
+        finally:
+            timer.add("fill", time.perf_counter() - started)
+
+    return timed, info
+
+
+__all__ = ["Layer", "find_depth_file", "run", "segment"]
