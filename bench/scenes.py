@@ -126,13 +126,16 @@ def _draw_scene(rng: np.random.Generator, num_surfaces: int, width: int, height:
 
 
 def degrade_depth(
-    nearness: np.ndarray, *, factor: int = 4, blur_sigma: float = 1.0, noise: float = 0.01, seed: int = 0
+    nearness: np.ndarray,
+    *,
+    factor: int = 4,
+    blur_sigma: float = 1.0,
+    noise: float = 0.01,
+    seed: int = 0,
 ) -> np.ndarray:
     """Quarter-resolution, blurred, noisy depth: what a monocular depth model gives."""
     height, width = nearness.shape
-    small = cv2.resize(
-        nearness, (width // factor, height // factor), interpolation=cv2.INTER_AREA
-    )
+    small = cv2.resize(nearness, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), blur_sigma)
     small = small + np.random.default_rng(seed).normal(0, noise, small.shape).astype(np.float32)
     return small.astype(np.float32)
