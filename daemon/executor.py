@@ -71,9 +71,12 @@ class JobExecutor:
         self.requeue = requeue
         self.notify = notify
         self.abort = threading.Event()
+        self.accepting = True
         self.running_job: str | None = None
 
     def __call__(self, job_id: str) -> None:
+        if not self.accepting:
+            return  # stopping: the job stays pending and runs at the next start
         job = self.ledger.claim(job_id)
         if job is None:
             logger.debug("job {} is not pending; skipped", job_id)
@@ -127,7 +130,7 @@ class JobExecutor:
     def _pipeline_job(self, job: JobRecord, paths: Paths, resolved: Resolved[JobSettings]) -> Job:
         return Job(
             job_id=job.id, mode=paths.mode, input_path=paths.image,
-            output_root=paths.output_root, settings=resolved.value,
+            output_root=paths.output_root, settings=resolved.value, created_at=job.created_at,
             models=self.settings.value.models, limits=self.settings.value.watch,
             settings_origins=dict(resolved.origins),
         )
@@ -252,5 +255,5 @@ class JobExecutor:
         if job is None:
             return
         logger.bind(job=job.id).info(
-            "job {} {} {} in {:.2f} s", job.id, job.input_filename, job.status.value, seconds
+            "{} {} in {:.2f} s", job.input_filename, job.status.value, seconds
         )

@@ -139,7 +139,7 @@ class Intake:
         if job is None:
             return 0
         self.queue.enqueue(job.id, priority=job.priority)
-        logger.info("job {} queued for {}", job.id, key)
+        logger.bind(job=job.id).info("{} queued", key)
         return 1
 
     def _priority(self, path: Path, root: Path) -> int:

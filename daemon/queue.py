@@ -42,12 +42,15 @@ class JobQueue:
     def set_executor(self, executor: JobExecutor) -> None:
         self._executor = executor
 
-    def enqueue(self, job_id: str, *, priority: int = 0) -> None:
-        self.huey.enqueue(self._task.s(job_id, priority=priority))
+    def enqueue(self, job_id: str, *, priority: int = 0, delay: float = 0.0) -> None:
+        if delay > 0:
+            self._task.schedule(args=(job_id,), delay=delay, priority=priority)
+        else:
+            self.huey.enqueue(self._task.s(job_id, priority=priority))
 
     def queued_job_ids(self) -> list[str]:
         ids: list[str] = []
-        for task in self.huey.pending():
+        for task in [*self.huey.pending(), *self.huey.scheduled()]:
             args: tuple[Any, ...] = task.args or ()
             if args:
                 ids.append(str(args[0]))

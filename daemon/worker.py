@@ -164,6 +164,8 @@ class PipelineWorker:
         return None  # "ready" and anything unknown
 
     def _crashed(self) -> Failed:
+        if self._process is not None:
+            self._process.join(1.0)
         code = self._process.exitcode if self._process else None
         self.kill()
         return Failed(

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loguru import logger
-
 from config.errors import StrataError
+from config.model import LogLevel, LogSettings
+from daemon.logs import configure_logging
 from daemon.retry import TRANSIENT_ERRNOS
 from pipeline.models import ModelCache, offline_environment
 
@@ -81,5 +81,4 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    logger.remove()
-    logger.add(sys.stderr, level=level, format="{time:HH:mm:ss} | {level: <7} | worker | {message}")
+    configure_logging(LogSettings(level=LogLevel(level)))

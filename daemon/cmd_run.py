@@ -1,0 +1,33 @@
+"""`strata run [--role both|watcher|worker]`: the daemon, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from config.loader import load_settings
+from daemon.cli import add_common_options
+from daemon.logging import configure_daemon_logging
+from daemon.service import Daemon, Role
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="the daemon: watch the inbox and process photos (foreground)",
+        description="Watch the inbox folders and run the single consumer. launchd or "
+        "systemd supervises it; SIGTERM/SIGINT stop it gracefully.",
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "--role", choices=[role.value for role in Role], default=Role.BOTH.value,
+        help="both (default): watcher + consumer; watcher or worker alone",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    settings = load_settings(Path(args.config) if args.config else None)
+    role = Role(args.role)
+    configure_daemon_logging(settings.value.log)
+    return Daemon(settings, role=role).run()
