@@ -21,6 +21,9 @@ EXIT_USAGE = 2
 COMMAND_MODULES = (
     "daemon.cmd_process",
     "daemon.cmd_config",
+    "daemon.cmd_run",
+    "daemon.cmd_jobs",
+    "daemon.cmd_manage",
 )
 
 
