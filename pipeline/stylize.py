@@ -60,7 +60,7 @@ from loguru import logger
 
 from config.errors import ModelNotAvailableError, PipelineError, SettingsError
 from config.model import JobSettings, ModelSettings, Structure
-from pipeline.models import ModelCache, load_pretrained, resolve_device
+from pipeline.models import ModelCache, hf_cache_dir, load_pretrained, resolve_device
 from pipeline.styles import StylePrompt, build_prompt
 
 T = TypeVar("T")
@@ -210,7 +210,7 @@ def _revision(model_id: str, filename: str) -> str | None:
     if Path(model_id).expanduser().is_dir():
         return "local"
     try:
-        found = try_to_load_from_cache(model_id, filename)
+        found = try_to_load_from_cache(model_id, filename, cache_dir=hf_cache_dir())
     except ValueError:  # not a valid repo id
         return None
     if isinstance(found, str):
@@ -556,7 +556,7 @@ def stylize(
             if settings.fast
             else scheduler_config.num_train_timesteps
         )
-        scheduled, run_strength, steps_run = plan_steps(
+        scheduled, run_strength, planned = plan_steps(
             LCM_STEPS if settings.fast else settings.steps, settings.strength, max_steps=max_steps
         )
         guidance = LCM_GUIDANCE if settings.fast else QUALITY_GUIDANCE
@@ -578,7 +578,14 @@ def stylize(
                 prompt.prompt, device, 1, guidance > 1.0, prompt.negative_prompt
             )
         with clock("denoise"):
+            ran: list[int] = []
+
+            def count_step(_pipe: Any, step: int, _t: Any, tensors: dict[str, Any]) -> Any:
+                ran.append(step)
+                return tensors
+
             latents = pipe(
+                callback_on_step_end=count_step,
                 image=init,
                 prompt_embeds=cond,
                 negative_prompt_embeds=uncond,
@@ -604,7 +611,8 @@ def stylize(
     clock.timings["total"] = time.perf_counter() - start
     info.update(
         steps_scheduled=scheduled,
-        steps_run=steps_run,
+        steps_planned=planned,
+        steps_run=len(ran),  # UNet steps (PNDM repeats one: can be steps × strength + 1)
         strength_run=run_strength,
         guidance_scale=guidance,
         structure_used="controlnet" if job.controlnet is not None else "none",
