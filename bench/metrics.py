@@ -31,7 +31,9 @@ class Scores:
 
 
 def soft_iou(weight: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.minimum(weight, truth).sum() / max(float(np.maximum(weight, truth).sum()), 1e-9))
+    return float(
+        np.minimum(weight, truth).sum() / max(float(np.maximum(weight, truth).sum()), 1e-9)
+    )
 
 
 def visible_weights(layers: list[Layer]) -> list[np.ndarray]:

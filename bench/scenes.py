@@ -43,7 +43,8 @@ def textured(rng: np.random.Generator, height: int, width: int, base: np.ndarray
     noise = rng.normal(0, 1, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
     noise = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) * 0.04
     image = base[None, None, :] + stripes + gradient + noise
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    result: np.ndarray = np.clip(image, 0.0, 1.0).astype(np.float32)
+    return result
 
 
 def _shape_coverage(
@@ -136,6 +137,7 @@ def degrade_depth(
     """Quarter-resolution, blurred, noisy depth: what a monocular depth model gives."""
     height, width = nearness.shape
     small = cv2.resize(nearness, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), blur_sigma)
-    small = small + np.random.default_rng(seed).normal(0, noise, small.shape).astype(np.float32)
-    return small.astype(np.float32)
+    blurred = cv2.GaussianBlur(small, (0, 0), blur_sigma)
+    jitter = np.random.default_rng(seed).normal(0, noise, blurred.shape)
+    result: np.ndarray = (blurred + jitter).astype(np.float32)
+    return result

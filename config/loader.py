@@ -254,7 +254,7 @@ def folder_defaults_files(image: Path, *, root: Path | None) -> list[Path]:
         chain = []
         while True:
             chain.append(current)
-            if current == root or current.parent == current:
+            if current in (root, current.parent):
                 break
             current = current.parent
         if chain[-1] != root:

@@ -14,7 +14,7 @@ from annotated_types import Ge, Gt, Le, Lt, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_WORDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def field_at(model: type[BaseModel], loc: tuple[str, ...]) -> FieldInfo | None:
@@ -32,7 +32,7 @@ def field_at(model: type[BaseModel], loc: tuple[str, ...]) -> FieldInfo | None:
 
 def describe_field(info: FieldInfo) -> str:
     """``an integer 2–5``, ``one of disparity, depth``, ``a string or null``…"""
-    annotation = info.annotation
+    annotation: Any = info.annotation
     optional = False
     if get_origin(annotation) in (Union, type(int | None)):
         args = [a for a in get_args(annotation) if a is not type(None)]
@@ -43,15 +43,13 @@ def describe_field(info: FieldInfo) -> str:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         text = "one of " + ", ".join(str(m.value) for m in annotation)
     else:
-        text = _TYPE_WORDS.get(annotation, getattr(annotation, "__name__", "a path"))
-        if annotation not in _TYPE_WORDS:
-            text = "a path"
-        text += _bounds(info)
+        text = _TYPE_WORDS.get(annotation, "a path") + _bounds(info)
     return text + (" or null" if optional else "")
 
 
 def _bounds(info: FieldInfo) -> str:
-    low = high = None
+    low: Any = None
+    high: Any = None
     low_open = high_open = False
     for meta in info.metadata:
         if isinstance(meta, Ge):

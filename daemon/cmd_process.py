@@ -40,14 +40,23 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument(
-        "--mode", type=Mode, choices=list(Mode), default=Mode.PHOTO_REALISTIC,
+        "--mode",
+        type=Mode,
+        choices=list(Mode),
+        default=Mode.PHOTO_REALISTIC,
         help="photo-realistic (default) or painterly",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a per-job setting, e.g. --set num_layers=5 (repeatable)",
     )
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<stem>/ (default: outbox/<mode>/)")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="write DIR/<stem>/ (default: outbox/<mode>/)"
+    )
     add_common_options(parser, json_output=True)
     parser.set_defaults(handler=handle)
 
@@ -111,20 +120,31 @@ def _process_one(
             with _progress_bar(image.name, disable=quiet) as bar:
                 result = run(job, progress=bar.report)
         except StrataError as error:
-            logger.info("failed {} after {:.2f}s: {}", image.name, time.time() - started, error.reason)
+            logger.info(
+                "failed {} after {:.2f}s: {}", image.name, time.time() - started, error.reason
+            )
             print(f"strata: {image}: {error.reason}\n  hint: {error.hint}", file=sys.stderr)
             return job_view(record, status="failed", error=error.reason)
-        logger.info("completed {} → {} in {:.2f}s", image.name, result.output_dir, time.time() - started)
+        logger.info(
+            "completed {} → {} in {:.2f}s", image.name, result.output_dir, time.time() - started
+        )
         if not quiet:
             print(result.output_dir)
-        return job_view(record, status="completed", output_dir=result.output_dir, manifest=result.manifest)
+        return job_view(
+            record, status="completed", output_dir=result.output_dir, manifest=result.manifest
+        )
 
 
 class _ProgressBar:
     def __init__(self, name: str, *, disable: bool) -> None:
         self._bar = tqdm(
-            total=100, desc=name, unit="%", leave=False, disable=disable or None,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr,
+            total=100,
+            desc=name,
+            unit="%",
+            leave=False,
+            disable=disable or None,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+            file=sys.stderr,
         )
 
     def report(self, stage: str, fraction: float) -> None:

@@ -56,7 +56,13 @@ def build_layers(
         own = alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32)
         nearer = alphas[k - 1] if k < num_layers else None
         layer = _build_one(
-            image, labels, k, own, nearer, composite if k > 1 else None, fill, margins[k - 1]
+            image,
+            labels == k,
+            own=own,
+            nearer=nearer,
+            beneath=composite if k > 1 else None,
+            fill=fill,
+            margin=margins[k - 1],
         )
         if k == 1:
             composite[...] = layer.rgb
@@ -70,22 +76,26 @@ def build_layers(
 
 def _build_one(
     image: np.ndarray,
-    labels: np.ndarray,
-    k: int,
+    region: np.ndarray,
+    *,
     own: np.ndarray,
     nearer: np.ndarray | None,
     beneath: np.ndarray | None,
     fill: FillFunction,
     margin: int,
 ) -> Layer:
-    covered = nearer > CLEAR if nearer is not None else np.zeros(labels.shape, dtype=bool)
-    alpha = own if beneath is None else _limit_to_margin(own, labels == k, covered, margin)
-    known = (labels == k) & ~grow(covered, 1) & (own >= OPAQUE)
+    """One layer: ``region`` is where it is the nearest surface, ``own`` its "this layer or
+    nearer" coverage, ``nearer`` the next layer's, ``beneath`` the composite of the farther
+    layers (None for the background)."""
+    covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
+    alpha = own if beneath is None else _limit_to_margin(own, region, covered, margin)
+    known = region & ~grow(covered, 1) & (own >= OPAQUE)
     wanted = (alpha > 0) & ~known
     rgb = fill(image, known, wanted) if wanted.any() else image.copy()
     if beneath is not None:
         _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
     rgb[known] = image[known]
+    rgb[alpha <= 0.0] = 0.0  # invisible colour: zeros keep the PNG small and fast to write
     return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=wanted & covered)
 
 

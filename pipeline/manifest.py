@@ -45,9 +45,7 @@ class LayerStats:
     parallax: float
 
 
-def layer_stats(
-    layers: list[Layer], cuts: np.ndarray, parallax: list[float]
-) -> list[LayerStats]:
+def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) -> list[LayerStats]:
     """Per-layer figures: visible share, bounding box of its pixels, invented share."""
     bounds = [0.0, *(float(c) for c in cuts), 1.0]
     canvas = float(layers[0].alpha.size)

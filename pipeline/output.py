@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,9 @@ def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
         if temp.exists():
             shutil.rmtree(temp)
         temp.mkdir()
+        started = time.perf_counter()
         _write_files(temp, job, outputs)
+        timer.add("write", time.perf_counter() - started)
         manifest = build_manifest(job, outputs, timer)
         _write_json(temp / MANIFEST, manifest)
         final = _claim_destination(temp, root, job)
@@ -79,7 +82,6 @@ def build_manifest(job: Job, outputs: JobOutputs, timer: StageTimer) -> dict[str
     height, width = outputs.working.shape[:2]
     source_width, source_height = outputs.decoded.source_size
     stats = layer_stats(outputs.layers, outputs.cuts, parallax_factors(len(outputs.layers)))
-    timer.add("write", 0.0)
     completed_at = utc_now()
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

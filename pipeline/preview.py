@@ -17,7 +17,7 @@ The fill margins are derived from it, so the preview never reveals a hole."""
 SHEET_HEIGHT = 320
 SHEET_GAP = 8
 ANIMATION_WIDTH = 640
-ANIMATION_FRAMES = 24
+ANIMATION_FRAMES = 20
 ANIMATION_SECONDS = 2.4
 
 
@@ -62,24 +62,38 @@ def parallax_frames(
     height, canvas_width = layers[0].alpha.shape
     scale = min(1.0, width / canvas_width)
     size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
-    small = [
-        (
-            cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA),
-        )
-        for layer in layers
-    ]
-    factors = parallax_factors(len(layers))
+    background = cv2.resize(layers[0].rgb, size, interpolation=cv2.INTER_AREA)
+    premultiplied = [_premultiplied(layer, size) for layer in layers[1:]]
+    factors = parallax_factors(len(layers))[1:]
     amplitude = PARALLAX_AMPLITUDE * size[0]
     result = []
     for index in range(frames):
         shift = amplitude * math.sin(2 * math.pi * index / frames)
-        frame = small[0][0].copy()
-        for (rgb, alpha), factor in zip(small[1:], factors[1:], strict=True):
-            moved_rgb, moved_alpha = _shift(rgb, alpha, shift * factor)
-            frame = moved_alpha[..., None] * moved_rgb + (1.0 - moved_alpha[..., None]) * frame
-        result.append(np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        frame = background.copy()
+        for rgba, factor in zip(premultiplied, factors, strict=True):
+            moved = _warp(rgba, shift * factor)
+            frame = frame * (1.0 - moved[..., 3:]) + moved[..., :3]
+        result.append(cv2.convertScaleAbs(frame, alpha=255.0))
     return result
+
+
+def _premultiplied(layer: Layer, size: tuple[int, int]) -> np.ndarray:
+    rgba = np.dstack([layer.rgb * layer.alpha[..., None], layer.alpha])
+    small: np.ndarray = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
+    return small
+
+
+def _warp(image: np.ndarray, dx: float) -> np.ndarray:
+    matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, 0.0]], dtype=np.float32)
+    moved: np.ndarray = cv2.warpAffine(
+        image,
+        matrix,
+        (image.shape[1], image.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return moved
 
 
 def shift_composite(layers: list[Layer], shift: float) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +111,7 @@ def shift_composite(layers: list[Layer], shift: float) -> tuple[np.ndarray, np.n
 
 
 def _shift(rgb: np.ndarray, alpha: np.ndarray, dx: float) -> tuple[np.ndarray, np.ndarray]:
-    matrix = np.float32([[1, 0, dx], [0, 1, 0]])
+    matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, 0.0]], dtype=np.float32)
     size = (alpha.shape[1], alpha.shape[0])
     premultiplied = rgb * alpha[..., None]
     moved_p = cv2.warpAffine(

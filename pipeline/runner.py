@@ -27,7 +27,7 @@ from pipeline.io import DEPTH_SUFFIXES, DecodedImage, decode_image, read_depth_f
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import Layer, build_layers
 from pipeline.manifest import utc_now
-from pipeline.models import ModelCache
+from pipeline.models import ModelCache, resolve_device
 from pipeline.preview import fill_margins
 
 MIN_ISLAND_SHARE = 0.0005
@@ -102,22 +102,23 @@ def run(
     timer.timings["layers"] = round(timer.timings["layers"] - timer.timings.get("fill", 0.0), 4)
     if painterly is not None:
         painterly["alignment_score"] = _alignment(working, labels)
-    with timer.stage("write"):
-        result = output.write_job(
-            job,
-            output.JobOutputs(
-                decoded=decoded,
-                working=working,
-                depth=depth,
-                depth_file=depth_file,
-                cuts=cuts,
-                layers=layers,
-                fill=fill_info,
-                painterly=painterly,
-                created_at=created_at,
-            ),
-            timer=timer,
-        )
+    if progress:
+        progress("write", 0.6)
+    result = output.write_job(
+        job,
+        output.JobOutputs(
+            decoded=decoded,
+            working=working,
+            depth=depth,
+            depth_file=depth_file,
+            cuts=cuts,
+            layers=layers,
+            fill=fill_info,
+            painterly=painterly,
+            created_at=created_at,
+        ),
+        timer=timer,
+    )
     logger.debug("job {} wrote {} in {:.2f}s", job.job_id, result.output_dir, timer.total())
     if progress:
         progress("done", 1.0)
@@ -168,13 +169,18 @@ def find_depth_file(image: Path, settings: JobSettings) -> Path | None:
 
 
 def _estimate_depth(
-    decoded: DecodedImage, depth_file: Path | None, settings: JobSettings, job: Job,
+    decoded: DecodedImage,
+    depth_file: Path | None,
+    settings: JobSettings,
+    job: Job,
     cache: ModelCache,
 ) -> DepthEstimate:
     height, width = decoded.rgb.shape[:2]
     if depth_file is None:
         return get_depth_estimator(cache, job.models).estimate(decoded.rgb)
-    raw = read_depth_file(depth_file, image_size=decoded.source_size)
+    raw = read_depth_file(
+        depth_file, image_size=decoded.source_size, image_name=job.input_path.name
+    )
     nearness = nearness_from_raw(raw, kind=settings.depth_map_kind, canvas_size=(width, height))
     return DepthEstimate(
         nearness=nearness,
@@ -189,9 +195,7 @@ def _stylize(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from pipeline.stylize import stylize
 
-    result = stylize(
-        rgb, depth.nearness, settings=job.settings, models=job.models, cache=cache
-    )
+    result = stylize(rgb, depth.nearness, settings=job.settings, models=job.models, cache=cache)
     return result.image, dict(result.info)
 
 
@@ -210,16 +214,23 @@ def _fill_function(
     """The fill backend for this job, timed under "fill": the diffusion inpainter when
     ``models.inpaint`` is set, else the built-in weight-free fill."""
     if job.models.inpaint:
-        inpainter = fill_stage.get_diffusion_inpainter(cache, job.models)
-        info: dict[str, Any] = {"method": "diffusion", "model": job.models.inpaint}
+        model_id = job.models.inpaint
+        device = resolve_device(job.models.device)
+        inpainter = cache.get(
+            ("inpaint", model_id, device),
+            lambda: fill_stage.DiffusionInpainter(model_id, device=device),
+        )
+        info: dict[str, Any] = {"method": "diffusion", "model": model_id}
 
         def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-            return inpainter.fill(image, known, region=region, seed=job.settings.seed)
+            filled: np.ndarray = inpainter.fill(image, known, region=region, seed=job.settings.seed)
+            return filled
     else:
         info = {"method": fill_stage.FILL_METHOD}
 
         def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-            return fill_stage.fill_hidden(image, known, region=region)
+            filled: np.ndarray = fill_stage.fill_hidden(image, known, region=region)
+            return filled
 
     def timed(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
         started = time.perf_counter()

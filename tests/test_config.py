@@ -45,14 +45,20 @@ def test_readme_settings_table_matches_the_model() -> None:
 
 
 def test_precedence_and_origins(tmp_path: Path) -> None:
-    user = write(tmp_path / "user.yaml", "defaults:\n  num_layers: 3\n  seed: 7\nwatch:\n  polling: true\n")
-    resolved = load_settings(user, environ={"STRATA_DEFAULTS__SEED": "9", "STRATA_OUTBOX": str(tmp_path / "o")})
+    user = write(
+        tmp_path / "user.yaml", "defaults:\n  num_layers: 3\n  seed: 7\nwatch:\n  polling: true\n"
+    )
+    resolved = load_settings(
+        user, environ={"STRATA_DEFAULTS__SEED": "9", "STRATA_OUTBOX": str(tmp_path / "o")}
+    )
     assert resolved.value.defaults.num_layers == 3
     assert resolved.value.defaults.seed == 9
     assert resolved.value.outbox == tmp_path / "o"
     assert resolved.origin_of("defaults.num_layers") == f"{user} line 2"
     assert resolved.origin_of("defaults.seed") == "environment STRATA_DEFAULTS__SEED"
-    assert resolved.origin_of("watch.settle_seconds").startswith(str(REPO / "config" / "strata.yaml"))
+    assert resolved.origin_of("watch.settle_seconds").startswith(
+        str(REPO / "config" / "strata.yaml")
+    )
 
     inbox = tmp_path / "inbox" / "painterly"
     image = inbox / "trip" / "beach.jpg"
@@ -63,7 +69,10 @@ def test_precedence_and_origins(tmp_path: Path) -> None:
         resolved, image, inbox_root=inbox, overrides=overrides_layer(["seed=1"])
     )
     assert (job.value.num_layers, job.value.style, job.value.strength, job.value.seed) == (
-        5, "gouache", 0.8, 1,
+        5,
+        "gouache",
+        0.8,
+        1,
     )
     assert job.origins["style"] == f"{inbox / 'trip' / '_defaults.yaml'} line 1"
     assert job.origins["strength"] == f"{inbox / 'trip' / 'beach.yaml'} line 1"
@@ -147,7 +156,7 @@ def test_malformed_settings_files(tmp_path: Path, text: str) -> None:
 def test_both_sidecars_is_ambiguous(tmp_path: Path) -> None:
     write(tmp_path / "beach.yaml", "seed: 1\n")
     write(tmp_path / "beach.yml", "seed: 2\n")
-    with pytest.raises(SettingsError, match="beach.yaml and beach.yml"):
+    with pytest.raises(SettingsError, match=r"beach\.yaml and beach\.yml"):
         resolve_job_settings(load_settings(environ={}), tmp_path / "beach.jpg")
 
 

@@ -12,12 +12,12 @@ import pytest
 
 from bench.metrics import Scores, background_errors, quantised, score
 from bench.scenes import Scene, degrade_depth, make_scene
+from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
 from pipeline.layers import Layer, build_layers
 from pipeline.preview import fill_margins
 from pipeline.runner import segment
-from config.model import DepthMapKind
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
 
@@ -39,9 +39,12 @@ def depth_estimate(scene: Scene, *, low_resolution: bool, seed: int) -> DepthEst
 
 def telea(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
     """OpenCV's Telea inpainting, the baseline the built-in fill must beat."""
-    painted = cv2.inpaint(
-        np.round(image * 255).astype(np.uint8), (~known).astype(np.uint8), 5, cv2.INPAINT_TELEA
-    ).astype(np.float32) / 255.0
+    painted = (
+        cv2.inpaint(
+            np.round(image * 255).astype(np.uint8), (~known).astype(np.uint8), 5, cv2.INPAINT_TELEA
+        ).astype(np.float32)
+        / 255.0
+    )
     target = ~known if region is None else region & ~known
     result = image.copy()
     result[target] = painted[target]
@@ -63,7 +66,9 @@ def layered(scene: Scene, depth: DepthEstimate, *, fill=None) -> list[Layer]:  #
 
 def scores_for(surfaces: int, seed: int, *, low_resolution: bool) -> Scores:
     scene = make_scene(num_surfaces=surfaces, seed=seed)
-    return score(layered(scene, depth_estimate(scene, low_resolution=low_resolution, seed=seed)), scene)
+    return score(
+        layered(scene, depth_estimate(scene, low_resolution=low_resolution, seed=seed)), scene
+    )
 
 
 @pytest.mark.parametrize(("surfaces", "seed"), CASES)
@@ -102,7 +107,8 @@ def test_layers_are_nested_full_canvas_and_recompose() -> None:
         assert layer.rgb.shape == (height, width, 3)
         assert layer.alpha.shape == (height, width)
         assert np.isfinite(layer.rgb).all()
-        assert 0.0 <= layer.alpha.min() and layer.alpha.max() <= 1.0
+        assert layer.alpha.min() >= 0.0
+        assert layer.alpha.max() <= 1.0
     assert (layers[0].alpha == 1.0).all()
     assert not layers[-1].filled.any(), "the nearest layer hides nothing to fill"
 
