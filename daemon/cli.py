@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "daemon.cmd_run",
     "daemon.cmd_jobs",
     "daemon.cmd_manage",
+    "daemon.cmd_service",
 )
 
 

@@ -42,7 +42,7 @@ def opens_as_image(path: Path) -> bool:
 
 def _register_heif() -> None:
     try:
-        from pillow_heif import register_heif_opener  # noqa: PLC0415  (optional)
+        from pillow_heif import register_heif_opener
     except ImportError:
         return
     register_heif_opener()
