@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def test_writes_every_output_spec_lists(photo: Path, tmp_path: Path) -> None:
     job = out / "beach"
     names = {p.name for p in job.iterdir()}
     layers = [
-        f"Layer_1_background.png",
+        "Layer_1_background.png",
         "Layer_2_midground.png",
         "Layer_3_midground.png",
         "Layer_4_foreground.png",
@@ -119,7 +120,7 @@ def test_writes_every_output_spec_lists(photo: Path, tmp_path: Path) -> None:
     ranges = [layer["depth_range"] for layer in manifest["layers"]]
     assert ranges[0][0] == 0.0
     assert ranges[-1][1] == 1.0
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     for stage in ("decode", "depth", "layers", "fill", "write", "total"):
         assert stage in manifest["timings"]
     assert "num_layers: 4" in (job / "settings.yaml").read_text()
