@@ -1,0 +1,140 @@
+"""The job ledger: one active job per input, atomic claims, recovery, follow versions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from huey import MemoryHuey
+
+from daemon.ledger import JobFailure, JobInputs, JobNotFoundError, JobStatus, Ledger
+from daemon.queue import JobQueue, reconcile
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger.in_state_dir(tmp_path)
+
+
+def new_job(ledger: Ledger, name: str = "a.jpg", priority: int = 0) -> str:
+    job = ledger.create_job(mode="photo-realistic", input_path=Path("/in") / name,
+                            input_key=f"photo-realistic/{name}", priority=priority)
+    assert job is not None
+    return job.id
+
+
+def test_an_input_has_at_most_one_active_job(ledger: Ledger) -> None:
+    first = new_job(ledger)
+    assert ledger.create_job(mode="photo-realistic", input_path=Path("/in/a.jpg"),
+                             input_key="photo-realistic/a.jpg") is None
+    ledger.claim(first)
+    ledger.complete(first, output_dir=Path("/out/a"), manifest={"job_id": first})
+    assert new_job(ledger) != first  # once it ended, the same name may come again
+
+
+def test_claim_is_exactly_once_even_when_raced(ledger: Ledger) -> None:
+    job_id = new_job(ledger)
+    wins: list[bool] = []
+    threads = [threading.Thread(target=lambda: wins.append(ledger.claim(job_id) is not None))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wins.count(True) == 1
+    record = ledger.get(job_id)
+    assert record is not None
+    assert record.status is JobStatus.PROCESSING
+    assert record.attempts == 1
+    assert record.started_at is not None
+
+
+def test_interrupted_jobs_go_back_to_pending_without_losing_a_retry(ledger: Ledger) -> None:
+    job_id = new_job(ledger)
+    ledger.claim(job_id)
+    assert ledger.interrupted_to_pending() == [job_id]
+    record = ledger.get(job_id)
+    assert record is not None
+    assert record.status is JobStatus.PENDING
+    assert record.attempts == 0
+
+
+def test_failure_and_completion_record_times_and_fields(ledger: Ledger) -> None:
+    job_id = new_job(ledger, "b.jpg")
+    ledger.claim(job_id)
+    inputs = JobInputs("ab" * 32, "key", {"num_layers": 3, "style": "ink", "strength": 0.2,
+                                          "seed": 1}, 0)
+    ledger.record_inputs(job_id, "painterly", inputs)
+    ledger.fail(job_id, JobFailure("Bad.", "Fix it.", "decode"), output_dir=Path("/f/b"))
+    record = ledger.get(job_id)
+    assert record is not None
+    public = record.public()
+    assert list(public)[:15] == [
+        "id", "status", "mode", "input_filename", "num_layers", "painterly_style",
+        "painterly_strength", "painterly_seed", "output_dir", "result_manifest",
+        "error_message", "created_at", "started_at", "completed_at", "processing_time",
+    ]
+    assert public["status"] == "failed"
+    assert public["painterly_style"] == "ink"
+    assert public["error_message"] == "Bad."
+    assert isinstance(public["processing_time"], float)
+
+
+def test_earlier_result_matches_bytes_settings_and_mode(ledger: Ledger) -> None:
+    inputs = JobInputs("cd" * 32, "same", {}, 0)
+    first = new_job(ledger, "one.jpg")
+    ledger.claim(first)
+    ledger.record_inputs(first, "photo-realistic", inputs)
+    ledger.complete(first, output_dir=Path("/o/one"), manifest={})
+    second = new_job(ledger, "two.jpg")
+    record = ledger.claim(second)
+    assert record is not None
+    earlier = ledger.earlier_result(record, inputs)
+    assert earlier is not None
+    assert earlier.id == first
+    assert ledger.earlier_result(record, JobInputs("cd" * 32, "other", {}, 0)) is None
+
+
+def test_find_by_unique_prefix(ledger: Ledger) -> None:
+    job_id = new_job(ledger)
+    assert ledger.find(job_id[:6]).id == job_id
+    with pytest.raises(JobNotFoundError):
+        ledger.find("zzzz")
+
+
+def test_changes_since_streams_every_update_in_order(ledger: Ledger) -> None:
+    start = ledger.latest_version()
+    job_id = new_job(ledger)
+    ledger.claim(job_id)
+    changes = ledger.changes_since(start)
+    assert [c.status for c in changes] == [JobStatus.PROCESSING]  # one row, latest state
+    assert changes[0].version > start
+
+
+def test_cancel_pending_and_request_cancel_running(ledger: Ledger) -> None:
+    pending = new_job(ledger, "p.jpg")
+    assert ledger.cancel_pending(pending)
+    running = new_job(ledger, "r.jpg")
+    ledger.claim(running)
+    assert not ledger.cancel_pending(running)
+    assert ledger.request_cancel(running)
+    assert ledger.cancel_is_requested(running)
+
+
+def test_reconcile_puts_back_pending_jobs_the_queue_lost(ledger: Ledger) -> None:
+    queue = JobQueue(MemoryHuey(immediate=False))
+    kept, lost = new_job(ledger, "k.jpg", priority=5), new_job(ledger, "l.jpg")
+    queue.enqueue(kept, priority=5)
+    pending = [(j.id, j.priority) for j in ledger.with_status(JobStatus.PENDING)]
+    assert reconcile(queue, pending) == [lost]
+    assert sorted(queue.queued_job_ids()) == sorted([kept, lost])
+
+
+def test_queue_orders_by_priority_higher_first(ledger: Ledger, tmp_path: Path) -> None:
+    from huey import SqliteHuey
+
+    queue = JobQueue(SqliteHuey(filename=str(tmp_path / "q.db")))
+    for job_id, priority in (("low", -5), ("mid", 0), ("high", 50)):
+        queue.enqueue(job_id, priority=priority)
+    assert queue.queued_job_ids() == ["high", "mid", "low"]
