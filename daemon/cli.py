@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 COMMAND_MODULES = (
     "daemon.cmd_process",
     "daemon.cmd_config",
+    "daemon.cmd_models",
     "daemon.cmd_run",
     "daemon.cmd_jobs",
     "daemon.cmd_manage",

@@ -20,8 +20,8 @@ def build_tiny_depth_anything(path: Path, *, seed: int = 0) -> Path:
     The processor keeps the real model's rules (keep aspect ratio, multiple of 14, bicubic,
     ImageNet mean/std) with a small target size so a forward pass takes milliseconds.
     """
-    import torch  # noqa: PLC0415 - heavy imports only when a builder runs
-    from transformers import (  # noqa: PLC0415
+    import torch
+    from transformers import (
         DepthAnythingConfig,
         DepthAnythingForDepthEstimation,
         Dinov2Config,
@@ -90,8 +90,8 @@ def install_in_hub_cache(
     """Lay ``folder``'s files out as ``snapshot_download`` would have: blobs, a snapshot of
     relative symlinks, ``refs/main``. ``files`` (relative paths) limits what is installed.
     Returns the snapshot folder."""
-    import hashlib  # noqa: PLC0415
-    import os  # noqa: PLC0415
+    import hashlib
+    import os
 
     repo = cache_dir / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
@@ -304,4 +304,62 @@ def build_tiny_taesd(path: Path, *, seed: int = 0) -> Path:
         num_decoder_blocks=(1, 1),
         latent_channels=4,
     ).save_pretrained(path)
+    return path
+
+
+# --- fill: Stable Diffusion inpainting -------------------------------------------------------
+# diffusers' own get_dummy_components() for StableDiffusionInpaintPipeline: a 9-channel UNet
+# (4 latent + 1 mask + 4 masked-image latent channels), sample_size 32 × the tiny VAE's
+# scale factor (2) = TINY_INPAINT_NATIVE_SIDE, the side the fill diffuses at.
+
+TINY_INPAINT_NATIVE_SIDE = 64
+
+
+def build_tiny_sd_inpaint(path: Path, *, seed: int = 0) -> Path:
+    """A ``StableDiffusionInpaintPipeline`` folder (model_index.json + components)."""
+    import torch  # noqa: PLC0415
+    from diffusers import (  # noqa: PLC0415
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel  # noqa: PLC0415
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        **{**_tiny_unet_config(), "in_channels": 9, "sample_size": TINY_INPAINT_NATIVE_SIDE // 2}
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=5,
+            pad_token_id=1,
+            vocab_size=1000,
+        )
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=make_clip_tokenizer(merges=("background",)),
+        unet=unet,
+        scheduler=PNDMScheduler(skip_prk_steps=True),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path)
     return path
