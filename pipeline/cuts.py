@@ -126,7 +126,9 @@ def _best_cuts(
 
 def label_layers(nearness: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Label map, uint8, 1 = farthest layer … len(cuts) + 1 = nearest."""
-    labels: np.ndarray = (np.searchsorted(cuts, nearness, side="right") + 1).astype(np.uint8)
+    labels = np.ones(nearness.shape, dtype=np.uint8)
+    for cut in cuts:
+        labels += nearness > cut
     return labels
 
 
@@ -141,7 +143,7 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     small = np.zeros(labels.shape, dtype=bool)
     for value in np.unique(labels):
         mask = (labels == value).astype(np.uint8)
-        count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        _count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         tiny = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
         if tiny.size:
             small |= np.isin(components, tiny)

@@ -1,20 +1,30 @@
 """Make layer edges follow the photo's edges, not the depth map's blur.
 
-Depth from a model is low-resolution and soft; a photo's object edges are sharp and often
-anti-aliased. Two guided filters (He et al., 2010) bridge the gap:
+Depth from a model is low-resolution and soft: across every object edge it ramps from the
+far surface's value to the near one's over many pixels, and a threshold lands somewhere
+in the ramp. Two steps put the boundary where the photo has it:
 
-1. :func:`snap_to_image` — each "this layer or nearer" mask, as cut from the upsampled
-   depth, is re-fitted locally as a linear function of the photo's colour over a window as
-   wide as the depth's blur; thresholding the fit moves the boundary onto the colour edge.
-2. :func:`soft_alpha` — in a band a few pixels wide around the snapped boundary, the same
-   local colour model gives fractional coverage (the anti-aliasing), and outside the band
-   alpha is exactly 0 or 1.
+1. :func:`assign_ramps`: each pixel on a ramp takes the layer of the nearby flat surface
+   whose local colour it matches best. Statistics come from flat, pure pixels of each
+   layer, so an object's colour never contaminates its neighbour's.
+2. :func:`soft_alpha`: on the one-pixel rim each side of a boundary, each pixel's colour
+   is projected between the local inside and outside colours, which recovers the
+   anti-aliasing as fractional alpha; elsewhere alpha is exactly 0 or 1.
+
+Local statistics are box sums sampled only where they are needed (ramp or rim pixels),
+and the wide ones are taken on a reduced image, so the cost stays close to a few passes
+over the image even at 12 MP.
 """
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
+
+PURE = 0.999
+"""A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
 
 
 def ramp_mask(nearness: np.ndarray, *, ramp_scale: float = 4.0) -> np.ndarray:
@@ -26,8 +36,17 @@ def ramp_mask(nearness: np.ndarray, *, ramp_scale: float = 4.0) -> np.ndarray:
     size = max(nearness.shape)
     slope_x = cv2.Sobel(nearness, cv2.CV_32F, 1, 0, ksize=3)
     slope_y = cv2.Sobel(nearness, cv2.CV_32F, 0, 1, ksize=3)
-    steep: np.ndarray = np.hypot(slope_x, slope_y) * (size / 8.0) > ramp_scale
+    magnitude = cv2.magnitude(slope_x, slope_y)
+    steep: np.ndarray = magnitude > ramp_scale * 8.0 / size
     return steep
+
+
+def ramp_reach(ramps: np.ndarray, *, limit: int = 96) -> int:
+    """How far the farthest ramp pixel is from flat ground, plus a little context."""
+    if not ramps.any():
+        return 0
+    distance = cv2.distanceTransform(ramps.astype(np.uint8), cv2.DIST_L2, 3)
+    return int(min(limit, math.ceil(float(distance.max())) + 3))
 
 
 def assign_ramps(
@@ -38,63 +57,46 @@ def assign_ramps(
     num_layers: int,
     reach: int,
     spread: float = 0.01,
+    samples_per_reach: int = 6,
 ) -> np.ndarray:
     """Give each ramp pixel the layer of the nearby surface whose colour it matches.
 
     A threshold through a blurred depth edge lands somewhere in the ramp, and a middle
     threshold even leaves a ring of a middle layer around a near object. Instead, ramp
-    pixels take one of the layers found on the flat ground within ``reach`` pixels,
-    the one whose local mean colour (weighted by its local colour spread) is closest:
-    the boundary moves onto the photo's edge.
+    pixels take one of the layers found on flat ground within ``reach`` pixels: the one
+    whose local mean colour, scaled by its local colour spread, is closest.
     """
-    box = _bounding_box(ramps, pad=reach)
-    if box is None:
+    ys, xs = np.nonzero(ramps)
+    if ys.size == 0 or reach <= 0:
         return labels
-    y0, y1, x0, x1 = box
-    crop_image = image[y0:y1, x0:x1]
-    crop_labels = labels[y0:y1, x0:x1]
-    flat = ~ramps[y0:y1, x0:x1]
-    best_score = np.full(crop_labels.shape, np.inf, dtype=np.float32)
-    best_label = crop_labels.copy()
+    factor = max(1, reach // samples_per_reach)
+    small_image = _reduce(image, factor)
+    small_power = np.einsum("ijc,ijc->ij", small_image, small_image)
+    flat_labels = np.where(ramps, 0, labels).astype(np.uint8)
+    radius = math.ceil(reach / factor)
+    best_score = np.full(ys.size, np.inf, dtype=np.float32)
+    best_label = labels[ys, xs].copy()
+    colours = image[ys, xs]
     for k in range(1, num_layers + 1):
-        source = flat & (crop_labels == k)
-        if not source.any():
+        share = _reduce(np.where(flat_labels == k, 255, 0).astype(np.uint8), factor)
+        weight = (share >= round(255 * PURE)).astype(np.float32)
+        if not weight.any():
             continue
-        mean, variance, weight = _masked_moments(crop_image, source, reach)
-        distance = np.einsum("ijc,ijc->ij", crop_image - mean, crop_image - mean)
-        score = distance / (variance + spread)
-        score[weight < 0.5] = np.inf
+        colour = _sample(_box_sum(small_image * weight[..., None], radius), ys, xs, factor=factor)
+        power = _sample(_box_sum(small_power * weight, radius), ys, xs, factor=factor)[:, 0]
+        count = _sample(_box_sum(weight, radius), ys, xs, factor=factor)[:, 0]
+        safe = np.maximum(count, 1e-6)
+        mean = colour / safe[:, None]
+        variance = np.maximum(power / safe - np.einsum("ij,ij->i", mean, mean), 0.0)
+        difference = colours - mean
+        score = np.einsum("ij,ij->i", difference, difference) / (variance + spread)
+        score[count < 0.5] = np.inf
         better = score < best_score
         best_score[better] = score[better]
         best_label[better] = k
     result = labels.copy()
-    target = ramps[y0:y1, x0:x1] & np.isfinite(best_score)
-    result[y0:y1, x0:x1][target] = best_label[target]
+    result[ys, xs] = best_label
     return result
-
-
-def ramp_reach(ramps: np.ndarray, *, limit: int = 64) -> int:
-    """How far the farthest ramp pixel is from flat ground, plus a little context."""
-    if not ramps.any():
-        return 0
-    distance = cv2.distanceTransform(ramps.astype(np.uint8), cv2.DIST_L2, 3)
-    return int(min(limit, np.ceil(float(distance.max())) + 3))
-
-
-def _masked_moments(
-    image: np.ndarray, mask: np.ndarray, radius: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local mean colour, summed channel variance and pixel count of ``image`` over ``mask``."""
-    size = (2 * radius + 1, 2 * radius + 1)
-    weight_map = mask.astype(np.float32)
-    weight = cv2.boxFilter(weight_map, -1, size, normalize=False)
-    masked = image * weight_map[..., None]
-    total = cv2.boxFilter(masked, -1, size, normalize=False)
-    squares = cv2.boxFilter(masked * image, -1, size, normalize=False)
-    safe = np.maximum(weight, 1e-6)[..., None]
-    mean = total / safe
-    variance = np.maximum(squares / safe - mean**2, 0.0).sum(axis=2)
-    return mean, variance, weight
 
 
 def soft_alpha(
@@ -108,36 +110,31 @@ def soft_alpha(
     """Fractional coverage of "layer k or nearer" for k = 2..num_layers, nested.
 
     On the one-pixel rim each side of a boundary, each pixel's colour is projected onto
-    the line between the local inside and outside colours (means over ``radius``):
-    ``a = <I - B, F - B> / |F - B|²``. Where the two sides barely differ in colour
-    (``|F - B|`` below ``contrast``) the projection means little, so the hard mask is kept
-    in proportion. Everywhere else alpha is exactly 0 or 1.
+    the line between the local inside and outside colours (means over ``radius`` of the
+    pixels off the rim): ``a = <I - B, F - B> / |F - B|²``. Where the two sides barely
+    differ in colour (``|F - B|`` below ``contrast``) the projection means little, so the
+    hard mask is kept in proportion.
 
     Returns ``alphas`` with ``alphas[k - 2]`` for layer ``k``, float32 (H, W) in [0, 1],
     and ``alphas[i] >= alphas[i + 1]`` everywhere.
     """
+    square = np.ones((3, 3), dtype=np.uint8)
+    lowest = cv2.erode(labels, square, borderType=cv2.BORDER_REPLICATE)
+    highest = cv2.dilate(labels, square, borderType=cv2.BORDER_REPLICATE)
+    ys, xs = np.nonzero(lowest != highest)
+    sums = _rim_sums(image, labels, lowest, highest, ys, xs, num_layers=num_layers, radius=radius)
+    colours = image[ys, xs]
+    rim_labels = labels[ys, xs]
     alphas: list[np.ndarray] = []
-    cross = np.ones((3, 3), dtype=np.uint8)
     for k in range(num_layers, 1, -1):
-        mask = (labels >= k).astype(np.uint8)
-        alpha = mask.astype(np.float32)
-        inner = cv2.erode(mask, cross, borderType=cv2.BORDER_REPLICATE)
-        outer = cv2.dilate(mask, cross, borderType=cv2.BORDER_REPLICATE)
-        rim = (outer != inner)
-        box = _bounding_box(rim, pad=radius + 1)
-        if box is not None:
-            y0, y1, x0, x1 = box
-            window = alpha[y0:y1, x0:x1]
-            projected = _project_rim(
-                image[y0:y1, x0:x1],
-                inner[y0:y1, x0:x1],
-                1 - outer[y0:y1, x0:x1],
-                window,
-                radius=radius,
-                contrast=contrast,
-            )
-            on_rim = rim[y0:y1, x0:x1]
-            window[on_rim] = projected[on_rim]
+        alpha = (labels >= k).astype(np.float32)
+        on_rim = (lowest[ys, xs] < k) & (highest[ys, xs] >= k)
+        inside = sums[on_rim][:, k - 1 :].sum(axis=1)
+        outside = sums[on_rim][:, : k - 1].sum(axis=1)
+        hard = (rim_labels[on_rim] >= k).astype(np.float32)
+        alpha[ys[on_rim], xs[on_rim]] = _project(
+            colours[on_rim], inside, outside, hard, contrast=contrast
+        )
         if alphas:
             np.maximum(alpha, alphas[-1], out=alpha)
         alphas.append(alpha)
@@ -145,43 +142,83 @@ def soft_alpha(
     return alphas
 
 
-def _project_rim(
+def _rim_sums(
     image: np.ndarray,
+    labels: np.ndarray,
+    lowest: np.ndarray,
+    highest: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    *,
+    num_layers: int,
+    radius: int,
+) -> np.ndarray:
+    """Per rim pixel and per layer: box sums of colour and count over the layer's off-rim
+    pixels. Shape (n, num_layers, 4)."""
+    sums = np.zeros((ys.size, num_layers, 4), dtype=np.float32)
+    if ys.size == 0:
+        return sums
+    y0, y1 = max(0, int(ys.min()) - radius), min(labels.shape[0], int(ys.max()) + radius + 1)
+    x0, x1 = max(0, int(xs.min()) - radius), min(labels.shape[1], int(xs.max()) + radius + 1)
+    crop = image[y0:y1, x0:x1]
+    settled = (lowest == highest)[y0:y1, x0:x1]
+    crop_labels = labels[y0:y1, x0:x1]
+    for k in range(1, num_layers + 1):
+        weight = (settled & (crop_labels == k)).astype(np.float32)
+        colour = _box_sum(crop * weight[..., None], radius)
+        count = _box_sum(weight, radius)
+        sums[:, k - 1, :3] = colour[ys - y0, xs - x0]
+        sums[:, k - 1, 3] = count[ys - y0, xs - x0]
+    return sums
+
+
+def _project(
+    colours: np.ndarray,
     inside: np.ndarray,
     outside: np.ndarray,
     hard: np.ndarray,
     *,
-    radius: int,
     contrast: float,
 ) -> np.ndarray:
-    fg = _masked_mean(image, inside, radius)
-    bg = _masked_mean(image, outside, radius)
+    fg = inside[:, :3] / np.maximum(inside[:, 3:], 1e-6)
+    bg = outside[:, :3] / np.maximum(outside[:, 3:], 1e-6)
     direction = fg - bg
-    power = np.einsum("ijc,ijc->ij", direction, direction)
-    along = np.einsum("ijc,ijc->ij", image - bg, direction)
+    power = np.einsum("ij,ij->i", direction, direction)
+    along = np.einsum("ij,ij->i", colours - bg, direction)
     projected = np.clip(along / np.maximum(power, 1e-8), 0.0, 1.0)
     confidence = power / (power + contrast**2)
+    both_sides = (inside[:, 3] > 0) & (outside[:, 3] > 0)
+    confidence = np.where(both_sides, confidence, 0.0)
     result: np.ndarray = (confidence * projected + (1.0 - confidence) * hard).astype(np.float32)
     return result
 
 
-def _masked_mean(image: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
+def _box_sum(values: np.ndarray, radius: int) -> np.ndarray:
     size = (2 * radius + 1, 2 * radius + 1)
-    weight = cv2.boxFilter(mask.astype(np.float32), -1, size, normalize=False)
-    total = cv2.boxFilter(image * mask[..., None].astype(np.float32), -1, size, normalize=False)
-    mean: np.ndarray = total / np.maximum(weight, 1e-6)[..., None]
-    return mean
-
-
-def _bounding_box(mask: np.ndarray, *, pad: int) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
-    return (
-        max(0, rows[0] - pad),
-        min(height, rows[-1] + pad + 1),
-        max(0, cols[0] - pad),
-        min(width, cols[-1] + pad + 1),
+    summed: np.ndarray = cv2.boxFilter(
+        values, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT
     )
+    return summed
+
+
+def _reduce(values: np.ndarray, factor: int) -> np.ndarray:
+    if factor <= 1:
+        return values
+    height, width = values.shape[:2]
+    size = (max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor)))
+    reduced: np.ndarray = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+    return reduced
+
+
+def _sample(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, factor: int) -> np.ndarray:
+    """Bilinear samples of a reduced map at full-resolution pixel centres, shape (n, C)."""
+    if factor <= 1:
+        picked: np.ndarray = values[ys, xs].reshape(ys.size, -1)
+        return picked
+    map_x = ((xs.astype(np.float32) + 0.5) / factor - 0.5).reshape(-1, 1)
+    map_y = ((ys.astype(np.float32) + 0.5) / factor - 0.5).reshape(-1, 1)
+    sampled = cv2.remap(
+        values, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    result: np.ndarray = sampled.reshape(ys.size, -1)
+    return result

@@ -93,9 +93,8 @@ def _build_one(
     wanted = (alpha > 0) & ~known
     rgb = fill(image, known, wanted) if wanted.any() else image.copy()
     if beneath is not None:
-        _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
-    rgb[known] = image[known]
-    rgb[alpha <= 0.0] = 0.0  # invisible colour: zeros keep the PNG small and fast to write
+        _unmix_edge(rgb, image, alpha, beneath, ~known & ~covered & (alpha > 0) & (alpha < 1))
+    rgb *= (alpha > 0.0)[..., None]  # invisible colour: zeros keep the PNG small and fast
     return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=wanted & covered)
 
 
