@@ -122,7 +122,16 @@ def soft_alpha(
     lowest = cv2.erode(labels, square, borderType=cv2.BORDER_REPLICATE)
     highest = cv2.dilate(labels, square, borderType=cv2.BORDER_REPLICATE)
     ys, xs = np.nonzero(lowest != highest)
-    sums = _rim_sums(image, labels, lowest, highest, ys, xs, num_layers=num_layers, radius=radius)
+    sums = _rim_sums(
+        image,
+        labels,
+        lowest=lowest,
+        highest=highest,
+        ys=ys,
+        xs=xs,
+        num_layers=num_layers,
+        radius=radius,
+    )
     colours = image[ys, xs]
     rim_labels = labels[ys, xs]
     alphas: list[np.ndarray] = []
@@ -145,11 +154,11 @@ def soft_alpha(
 def _rim_sums(
     image: np.ndarray,
     labels: np.ndarray,
+    *,
     lowest: np.ndarray,
     highest: np.ndarray,
     ys: np.ndarray,
     xs: np.ndarray,
-    *,
     num_layers: int,
     radius: int,
 ) -> np.ndarray:
