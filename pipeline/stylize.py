@@ -59,12 +59,11 @@ from diffusers import (
     StableDiffusionControlNetImg2ImgPipeline,
     StableDiffusionImg2ImgPipeline,
 )
-from huggingface_hub import try_to_load_from_cache
 from loguru import logger
 
 from config.errors import ModelNotAvailableError, PipelineError, SettingsError
 from config.model import JobSettings, ModelSettings, Structure
-from pipeline.models import ModelCache, hf_cache_dir, load_pretrained, resolve_device
+from pipeline.models import ModelCache, load_pretrained, model_revision, resolve_device
 from pipeline.styles import StylePrompt, build_prompt
 
 T = TypeVar("T")
@@ -77,6 +76,7 @@ LCM_STEPS = 4
 LCM_GUIDANCE = 1.0  # ≤ 1 turns classifier-free guidance off: one UNet pass per step
 CONTROLNET_SCALE = 1.0  # full depth conditioning: layer alignment matters more than freedom
 LCM_ADAPTER = "lcm"
+LCM_LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # the file in latent-consistency's repos
 
 # Resolution.
 LONG_SIDE_FACTOR = 1.5  # long side ≤ 1.5 × native (768 for SD1.5)
@@ -186,6 +186,9 @@ def ensure_lcm_lora(cache: ModelCache, models: ModelSettings, device: str, base:
 
     def build() -> str:
         def load(source: str, **kwargs: Any) -> str:
+            if not Path(source).is_dir():
+                # Offline, diffusers cannot list a Hub repo's files to find the weights.
+                kwargs.setdefault("weight_name", LCM_LORA_WEIGHTS)
             base.load_lora_weights(source, adapter_name=LCM_ADAPTER, **kwargs)
             return LCM_ADAPTER
 
@@ -208,27 +211,6 @@ def _lcm_adapter(base: Any, adapter: str | None) -> Iterator[None]:
         yield
     finally:
         base.disable_lora()
-
-
-def _revision(model_id: str, filename: str) -> str | None:
-    """The cached snapshot's commit for a Hub id, ``"local"`` for a folder, None if unknown."""
-    if Path(model_id).expanduser().is_dir():
-        return "local"
-    try:
-        found = try_to_load_from_cache(model_id, filename, cache_dir=hf_cache_dir())
-    except ValueError:  # not a valid repo id
-        return None
-    if isinstance(found, str):
-        return Path(found).parent.name  # …/snapshots/<commit>/<filename>
-    return None
-
-
-_REVISION_FILES = {
-    "img2img": "model_index.json",
-    "controlnet": "config.json",
-    "taesd": "config.json",
-    "lcm_lora": "pytorch_lora_weights.safetensors",
-}
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -566,7 +548,7 @@ def stylize(
 
     job = _load_models(settings, models, cache, device, clock)
     info["models"] = {
-        role: {"id": model_id, "revision": _revision(model_id, _REVISION_FILES[role])}
+        role: {"id": model_id, "revision": model_revision(model_id)}
         for role, model_id in job.used.items()
     }
     with clock("prepare"):

@@ -21,6 +21,7 @@ from tiny_models import (
     build_tiny_lcm_lora,
     build_tiny_sd15,
     build_tiny_taesd,
+    install_in_hub_cache,
 )
 
 from config.errors import ModelNotAvailableError, PipelineError, SettingsError, StrataError
@@ -312,6 +313,32 @@ def test_missing_img2img_model_is_model_not_available(
         run(photo, models.model_copy(update={"img2img": model_id}), ModelCache())
     assert model_id in str(caught.value)
     assert "strata models pull" in str(caught.value)
+
+
+def test_hub_ids_load_from_the_cache_and_record_their_commits(
+    photo: tuple[np.ndarray, np.ndarray],
+    models: ModelSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = tmp_path / "hf-home" / "hub"
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ids = {}
+    for index, role in enumerate(("img2img", "controlnet", "lcm_lora", "taesd")):
+        repo_id = f"strata-test/tiny-{role.replace('_', '-')}"
+        install_in_hub_cache(
+            Path(getattr(models, role)), repo_id=repo_id, cache_dir=hub, commit=f"{index}" * 40
+        )
+        ids[role] = repo_id
+    from_hub = ModelSettings(**ids, device=Device.CPU)
+    result = run(photo, from_hub, ModelCache(), fast=True)
+    assert result.info["models"] == {
+        role: {"id": repo_id, "revision": f"{index}" * 40}
+        for index, (role, repo_id) in enumerate(ids.items())
+    }
 
 
 # --- fast mode and the shared UNet ----------------------------------------------------------
