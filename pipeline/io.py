@@ -26,9 +26,9 @@ as already in [0, 1] (clipped); 16-bit-per-channel RGB is read at 8-bit precisio
 (Pillow keeps the high byte), which the 8-bit outputs could not show anyway. Palette
 images expand to their colours, CMYK converts through its ICC profile when it has one.
 
-Encoding writes 8-bit RGB(A) and 16-bit grayscale PNGs at zlib level 1: on 2048×1536
-layers it is ~3× faster than Pillow's default level 6 for files ~2 % larger (numbers
-in ``PNG_COMPRESS_LEVEL``'s docstring).
+Encoding writes 8-bit RGB(A) and 16-bit grayscale PNGs with a small encoder of its own
+(Up filter + ISA-L deflate), ~4× faster than Pillow's at the same size (numbers in
+``PNG_COMPRESS_LEVEL``'s docstring).
 
 ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay ``False`` in every Strata process:
 with it, Pillow pads a truncated photo with grey instead of raising.
@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pillow_heif
+from isal import isal_zlib
 from loguru import logger
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
@@ -67,7 +68,11 @@ DEPTH_SUFFIXES: Final[frozenset[str]] = frozenset({".png", ".tif", ".tiff", ".np
 """Depth map extensions, as in ``<stem>.depth.png`` (compare lower-cased)."""
 
 PNG_COMPRESS_LEVEL: Final = 1
-"""zlib level for every PNG Strata writes.
+"""ISA-L deflate level (0–3) for every PNG Strata writes.
+
+With the "Up" row filter, a 12 MP RGBA layer (4000×3000 photo) takes 0.18 s of CPU and
+19.2 MB, against 0.84 s and 20.3 MB for Pillow's encoder at zlib level 1 (levels 2 and 3
+gain under 2 % in size). Earlier, with Pillow's own encoder:
 
 Measured with Pillow on the 2-core build machine, a 2048×1536 RGBA layer of synthetic
 photo-like content (1/f spectrum, correlated channels, grain) with ~60 % transparency:
@@ -661,24 +666,63 @@ def save_rgba_png(
     path: Path, rgb: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]]
 ) -> None:
     """8-bit RGBA PNG from (H, W, 3) colour and (H, W) straight alpha."""
-    _save_png(path, image_from_array(rgb, alpha))
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"expected (H, W, 3) and (H, W) arrays, got {rgb.shape}, {alpha.shape}")
+    packed = np.empty((*alpha.shape, 4), np.uint8)
+    packed[:, :, :3] = to_uint8(rgb)
+    packed[:, :, 3] = to_uint8(alpha)
+    _write(path, encode_png(packed))
 
 
 def save_rgb_png(path: Path, rgb: npt.NDArray[np.floating[Any]]) -> None:
     """8-bit RGB PNG from (H, W, 3) colour."""
-    _save_png(path, image_from_array(rgb))
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
+    _write(path, encode_png(to_uint8(rgb)))
 
 
 def save_gray16_png(path: Path, values: npt.NDArray[np.floating[Any]]) -> None:
-    """16-bit grayscale PNG from (H, W) values in [0, 1] (Pillow mode "I;16")."""
+    """16-bit grayscale PNG from (H, W) values in [0, 1]."""
     if values.ndim != 2:
         raise ValueError(f"expected an (H, W) array, got shape {values.shape}")
-    _save_png(path, Image.fromarray(to_uint16(values)))
+    _write(path, encode_png(to_uint16(values)))
 
 
-def _save_png(path: Path, img: Image.Image) -> None:
+_PNG_COLOUR_TYPES: Final = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG_FILTER_UP: Final = 2
+
+
+def encode_png(pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16]) -> bytes:
+    """A PNG file from (H, W) or (H, W, C) uint8/uint16 pixels, C = 1–4.
+
+    Every row uses PNG's "Up" filter (vectorised in numpy) and the stream is deflated by
+    ISA-L: ~4× faster than Pillow's encoder at zlib level 1, for files as small (see
+    ``PNG_COMPRESS_LEVEL``).
+    """
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    bit_depth = 16 if pixels.dtype == np.uint16 else 8
+    samples = pixels.astype(">u2", copy=False) if bit_depth == 16 else pixels
+    rows = np.ascontiguousarray(samples).view(np.uint8).reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = _PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    data = isal_zlib.compress(filtered, PNG_COMPRESS_LEVEL)
+    chunks = [_png_chunk(b"IHDR", header), _png_chunk(b"IDAT", data), _png_chunk(b"IEND", b"")]
+    return _PNG_SIGNATURE + b"".join(chunks)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    checksum = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
+
+
+def _write(path: Path, data: bytes) -> None:
     try:
-        img.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        path.write_bytes(data)
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise OutputError(f"Could not write {path}: {exc.strerror or exc}.") from exc
