@@ -1,0 +1,201 @@
+"""Photo-realistic jobs: per-stage time and peak memory, and the pipeline's overhead on a model.
+
+    python -m bench.layers [--repeats 3] [--smoke] [--json]
+
+Each case runs in a fresh Python process (so its peak RSS is its own), warm: the job runs
+once untimed, then ``repeats`` times; the figures are the median and min–max.
+
+- ``12MP default``: a 4000×3000 JPEG with a quarter-resolution depth map beside it, at the
+  default ``max_side`` (2048). Target: ≤ 3 s per job.
+- ``12MP full``: the same at ``max_side: 4000``. Target: ≤ 8 s and peak RSS ≤ 3 GB.
+- ``2MP model``: a 1732×1155 photo through a real-size Depth-Anything-V2-Small with random
+  weights (built once by :mod:`bench.depth_forward`), with the model's bare forward pass
+  timed in the same process, interleaved. Target: whole job ≤ 1.3 × forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from bench.scenes import make_scene
+
+CACHE = Path(__file__).resolve().parent / ".cache" / "layers"
+FORWARD_BUDGET = 1.3
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    width: int
+    height: int
+    max_side: int
+    model: bool
+    target: str
+
+
+CASES = [
+    Case("12MP default", 4000, 3000, 2048, False, "total ≤ 3 s"),
+    Case("12MP full", 4000, 3000, 4000, False, "total ≤ 8 s, peak RSS ≤ 3 GB"),
+    Case("2MP model", 1732, 1155, 2048, True, "total ≤ 1.3 × forward"),
+]
+SMOKE_CASES = [Case("smoke", 640, 480, 2048, False, "runs")]
+
+
+def make_photo(folder: Path, width: int, height: int, *, depth_file: bool) -> Path:
+    """A photo-like JPEG: a synthetic 4-surface scene upscaled, with sensor noise, and its
+    depth map at a quarter of the resolution (what a model would give)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = folder / f"photo-{width}x{height}.jpg"
+    depth = folder / f"photo-{width}x{height}.depth.png"
+    if not photo.exists():
+        scene = make_scene(num_surfaces=4, seed=1, width=width // 4, height=height // 4)
+        image = cv2.resize(scene.image, (width, height), interpolation=cv2.INTER_CUBIC)
+        noise = np.random.default_rng(0).normal(0, 0.02, image.shape).astype(np.float32)
+        pixels = np.clip((image + noise) * 255 + 0.5, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(photo, quality=92)
+        Image.fromarray(np.round(scene.nearness * 65535).astype(np.uint16)).save(depth)
+    if not depth_file:
+        bare = folder / "model" / photo.name
+        bare.parent.mkdir(exist_ok=True)
+        if not bare.exists():
+            os.link(photo, bare)
+        return bare
+    return photo
+
+
+def run_case(case: Case, *, repeats: int) -> dict[str, Any]:
+    photo = make_photo(CACHE, case.width, case.height, depth_file=not case.model)
+    spec = json.dumps(
+        {"photo": str(photo), "max_side": case.max_side, "model": case.model, "repeats": repeats}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.layers", "--child", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{case.name} failed:\n{result.stderr[-4000:]}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"case": case.name, "target": case.target, **figures}
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs inside the measured process: warm-up, then timed jobs."""
+    from config.model import JobSettings, Mode, ModelSettings, WatchSettings
+    from pipeline import Job
+    from pipeline.models import ModelCache
+    from pipeline.runner import run
+
+    cache = ModelCache()
+    models = ModelSettings()
+    forward: list[float] = []
+    if spec["model"]:
+        from bench.depth_forward import CACHE as MODEL_CACHE
+        from bench.depth_forward import build_real_size_model
+
+        models = ModelSettings(depth=str(build_real_size_model(MODEL_CACHE)), device="cpu")
+    with tempfile.TemporaryDirectory() as out:
+
+        def job(index: int) -> dict[str, Any]:
+            settings = JobSettings(max_side=spec["max_side"])
+            task = Job(
+                job_id=f"bench-{index}",
+                mode=Mode.PHOTO_REALISTIC,
+                input_path=Path(spec["photo"]),
+                output_root=Path(out),
+                settings=settings,
+                models=models,
+                limits=WatchSettings(max_pixels=10**9),
+            )
+            started = time.perf_counter()
+            manifest = run(task, cache=cache).manifest
+            return {"wall": time.perf_counter() - started, "timings": manifest["timings"]}
+
+        job(0)
+        runs = []
+        for index in range(1, spec["repeats"] + 1):
+            runs.append(job(index))
+            if spec["model"]:
+                forward.append(_forward_time(cache, models, spec["photo"]))
+    walls = [r["wall"] for r in runs]
+    stages = {key: statistics.median(r["timings"][key] for r in runs) for key in runs[0]["timings"]}
+    figures: dict[str, Any] = {
+        "total_s": round(statistics.median(walls), 3),
+        "min_s": round(min(walls), 3),
+        "max_s": round(max(walls), 3),
+        "stages_s": {key: round(value, 3) for key, value in stages.items()},
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
+    }
+    if forward:
+        figures["forward_s"] = round(statistics.median(forward), 3)
+        figures["ratio_to_forward"] = round(figures["total_s"] / figures["forward_s"], 3)
+    return figures
+
+
+def _forward_time(cache: Any, models: Any, photo: str) -> float:
+    from pipeline.depth import get_depth_estimator
+    from pipeline.io import decode_image
+
+    estimator = get_depth_estimator(cache, models)
+    rgb = decode_image(Path(photo), max_side=2048, max_file_size_mb=50, max_pixels=10**9).rgb
+    pixels = estimator.pixel_values(rgb)
+    started = time.perf_counter()
+    estimator.predict(pixels)
+    return time.perf_counter() - started
+
+
+def run(*, repeats: int, smoke: bool) -> list[dict[str, Any]]:
+    return [run_case(case, repeats=repeats) for case in (SMOKE_CASES if smoke else CASES)]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"{'case':<14} {'median s':>9} {'min–max s':>13} {'peak GB':>8}  stages (median s)")
+    for row in rows:
+        stages = ", ".join(f"{k} {v}" for k, v in row["stages_s"].items() if k != "total")
+        extra = (
+            f"  forward {row['forward_s']} s, ratio {row['ratio_to_forward']}"
+            if "forward_s" in row
+            else ""
+        )
+        print(
+            f"{row['case']:<14} {row['total_s']:>9} {row['min_s']:>6}–{row['max_s']:<6} "
+            f"{row['peak_rss_gb']:>8}  {stages}{extra}  [{row['target']}]"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.layers", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="one small case, one repeat")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+    rows = run(repeats=1 if args.smoke else args.repeats, smoke=args.smoke)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
