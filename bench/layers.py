@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from bench.scenes import make_scene
+from pipeline.io import save_gray16_png, to_uint8
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "layers"
 FORWARD_BUDGET = 1.3
@@ -65,10 +66,9 @@ def make_photo(folder: Path, width: int, height: int, *, depth_file: bool) -> Pa
     if not photo.exists():
         scene = make_scene(num_surfaces=4, seed=1, width=width // 4, height=height // 4)
         image = cv2.resize(scene.image, (width, height), interpolation=cv2.INTER_CUBIC)
-        noise = np.random.default_rng(0).normal(0, 0.02, image.shape).astype(np.float32)
-        pixels = np.clip((image + noise) * 255 + 0.5, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(photo, quality=92)
-        Image.fromarray(np.round(scene.nearness * 65535).astype(np.uint16)).save(depth)
+        noise = np.random.default_rng(0).normal(0, 0.02, image.shape)
+        Image.fromarray(to_uint8(image + noise)).save(photo, quality=92)
+        save_gray16_png(depth, scene.nearness)
     if not depth_file:
         bare = folder / "model" / photo.name
         bare.parent.mkdir(exist_ok=True)
