@@ -317,14 +317,14 @@ TINY_INPAINT_NATIVE_SIDE = 64
 
 def build_tiny_sd_inpaint(path: Path, *, seed: int = 0) -> Path:
     """A ``StableDiffusionInpaintPipeline`` folder (model_index.json + components)."""
-    import torch  # noqa: PLC0415
-    from diffusers import (  # noqa: PLC0415
+    import torch
+    from diffusers import (
         AutoencoderKL,
         PNDMScheduler,
         StableDiffusionInpaintPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel  # noqa: PLC0415
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -356,7 +356,16 @@ def build_tiny_sd_inpaint(path: Path, *, seed: int = 0) -> Path:
         text_encoder=text_encoder,
         tokenizer=make_clip_tokenizer(merges=("background",)),
         unet=unet,
-        scheduler=PNDMScheduler(skip_prk_steps=True),
+        # The released SD inpainting scheduler config.
+        scheduler=PNDMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            num_train_timesteps=1000,
+            skip_prk_steps=True,
+            steps_offset=1,
+            set_alpha_to_one=False,
+        ),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
