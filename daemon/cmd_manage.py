@@ -76,11 +76,12 @@ def describe(report: health.HealthReport) -> str:
     lines = [f"status:       {'healthy' if report.healthy else 'UNHEALTHY'}"]
     lines += [f"problem:      {problem}" for problem in report.problems]
     lines.append(f"queue depth:  {report.queue_depth} pending, {report.processing} running")
+    watched: list[str] = []
     for role, beat in sorted(report.beats.items()):
         lines.append(f"{role + ':':<14}pid {beat['pid']}, heartbeat "
                      f"{beat['heartbeat_age_seconds']:.1f} s ago")
         if role == "worker":
             lines.append(f"consumer:     {'alive' if beat.get('consumer_alive') else 'dead'}")
-        for folder in beat.get("watched") or []:
-            lines.append(f"watching:     {folder}")
+        watched += [folder for folder in beat.get("watched") or [] if folder not in watched]
+    lines += [f"watching:     {folder}" for folder in watched]
     return "\n".join(lines) + "\n"
