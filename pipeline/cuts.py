@@ -20,7 +20,7 @@ def choose_cuts(
     *,
     num_layers: int,
     bins: int = 256,
-    min_area: float = 0.01,
+    min_area: float = 0.025,
     balance: float = 0.1,
 ) -> np.ndarray:
     """Return ``num_layers - 1`` ascending nearness thresholds in (0, 1).
