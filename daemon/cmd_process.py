@@ -120,7 +120,7 @@ def _process_one(
             with _progress_bar(image.name, disable=quiet) as bar:
                 result = run(job, progress=bar.report)
         except StrataError as error:
-            logger.info(
+            logger.debug(  # the error itself is printed just below, once
                 "failed {} after {:.2f}s: {}", image.name, time.time() - started, error.reason
             )
             print(f"strata: {image}: {error.reason}\n  hint: {error.hint}", file=sys.stderr)
