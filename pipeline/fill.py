@@ -32,6 +32,7 @@ object) cannot bleed into the fill, even if it is NaN.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ Mask = npt.NDArray[np.bool_]
 _FULL = 1.0 - 1e-3  # a coarse pixel counts as known when (almost) all its footprint is
 _LUMA = (0.299, 0.587, 0.114)
 _REMAP_COLS = 1024  # sparse gathers run through cv2.remap on (n / 1024, 1024) maps
+_CHUNK = 1 << 20  # target pixels filled per batch
 
 
 # --------------------------------------------------------------------------------------
@@ -113,10 +115,11 @@ def fill_hidden(
 
     y0, y1, x0, x1 = _working_window(target, known_b)
     win = (slice(y0, y1), slice(x0, x1))
-    values, ys, xs = _fill_window(
+    _fill_window(
         img[win],
         known_b[win],
         target[win],
+        out=out[win],
         params=_Params(
             texture=texture,
             gain=gain,
@@ -130,8 +133,6 @@ def fill_hidden(
             seed=seed,
         ),
     )
-    out_win = out[win]
-    out_win[ys, xs] = values
     return out
 
 
@@ -206,30 +207,30 @@ def _reach(target: Mask, known: Mask, *, cell: int = 8) -> int:
     return int(cell * (float(dist[any_target].max(initial=0.0)) + 1.0))
 
 
-def _fill_window(
-    img: F32, known: Mask, target: Mask, *, params: _Params
-) -> tuple[F32, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Values for the target pixels of one window, and their coordinates."""
+def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Params) -> None:
+    """Write the fill of the target pixels of one window into ``out`` (the same window)."""
     pyr = _Pyramid.build(img, known, gain=params.gain, smooth_iters=params.smooth_iters)
-    ys, xs = np.nonzero(target)
-    points = _Points(xs, ys)
     base = pyr.filled(1)  # the smooth continuation, at level 1
     shiftmap = _analyse_texture(pyr, img, known, params=params) if params.texture else None
-    if shiftmap is None:
-        values = points.sample(base, scale=0.5)
-    else:
-        # value = base + conf * (copy - base), copy = detail(source) + low(here) + residual
-        detail, conf = shiftmap.copy(img, known, points)
+    low = None
+    if shiftmap is not None:
         ring = known & (cv2.dilate(target.view(np.uint8), _disc(params.ring_px)) > 0)
         residual = shiftmap.ring_residual(img, known, ring, gain=params.gain)
         low = shiftmap.low1 if residual is None else shiftmap.low1 + residual
-        detail += points.sample(low, scale=0.5)
+    ys, xs = np.nonzero(target)
+    for start in range(0, ys.size, _CHUNK):  # in chunks: bounded memory for huge holes
+        chunk_y, chunk_x = ys[start : start + _CHUNK], xs[start : start + _CHUNK]
+        points = _Points(chunk_x, chunk_y)
         values = points.sample(base, scale=0.5)
-        detail -= values
-        detail *= conf[:, None]
-        values += detail  # conf is 0 (and detail finite) wherever there is no source
-    np.clip(values, 0.0, 1.0, out=values)
-    return values, ys, xs
+        if shiftmap is not None and low is not None:
+            # value = base + conf * (copy - base), copy = detail(source) + low(here)
+            detail, conf = shiftmap.copy(img, known, points)
+            detail += points.sample(low, scale=0.5)
+            detail -= values
+            detail *= conf[:, None]
+            values += detail  # conf is 0 (and detail finite) wherever there is no source
+        np.clip(values, 0.0, 1.0, out=values)
+        out[chunk_y, chunk_x] = values
 
 
 # --------------------------------------------------------------------------------------
@@ -250,24 +251,22 @@ class _Pyramid:
     fills: list[F32]
 
     @classmethod
-    def build(
-        cls, img: F32, known: Mask, *, gain: float, smooth_iters: int, top_side: int = 1
-    ) -> _Pyramid:
+    def build(cls, img: F32, known: Mask, *, gain: float, smooth_iters: int) -> _Pyramid:
+        """The pyramid of ``img`` where ``known``; unknown pixels are never read."""
         zero = np.zeros_like(img)
-        colour = _f32(cv2.copyTo(img, known.view(np.uint8), zero))  # unknown never read
+        colour = _f32(cv2.copyTo(img, known.view(np.uint8), zero))
         weight = known.astype(np.float32)
-        return cls.from_level0(
-            colour, weight, gain=gain, smooth_iters=smooth_iters, top_side=top_side
-        )
+        return cls.from_level0(colour, weight, gain=gain, smooth_iters=smooth_iters)
 
     @classmethod
     def from_level0(
-        cls, premult0: F32, weight0: F32, *, gain: float, smooth_iters: int, top_side: int = 1
+        cls, premult0: F32, weight0: F32, *, gain: float, smooth_iters: int
     ) -> _Pyramid:
+        """The pyramid of premultiplied colour ``premult0`` with known share ``weight0``."""
         weights: list[F32] = []
         premult: list[F32] = []
         p, w = premult0, weight0
-        while max(w.shape) > top_side or not weights:
+        while max(w.shape) > 1 or not weights:
             p, w = _f32(cv2.pyrDown(p)), _f32(cv2.pyrDown(w))
             premult.append(_as3(p))
             weights.append(w)
@@ -648,7 +647,9 @@ def _local_fit(detail: F32, m: Mask, offset: tuple[int, int], *, sigma: float, g
     stack = np.where(support[:, :, None], stack, up)
     for hh, ww in reversed(shapes[:-1]):
         stack = _as3(cv2.pyrUp(stack, dstsize=(ww, hh)))
-    fit: F32 = (1.0 - stack[:, :, 0] / np.maximum(stack[:, :, 1], 1e-12)).astype(np.float32)
+    # Flat areas (no detail to match) get no confidence: eps is 5 % of the typical energy.
+    eps = 0.05 * float(stack[:, :, 1].mean()) + 1e-12
+    fit: F32 = (1.0 - stack[:, :, 0] / (stack[:, :, 1] + np.float32(eps))).astype(np.float32)
     return fit
 
 
@@ -830,28 +831,37 @@ class DiffusionInpainter:
         """Like :func:`fill_hidden`, with the target pixels painted by the model.
 
         ``context`` is the share of a target group's size added around it as context.
-        The same ``seed``, inputs and model give the same pixels.
+        Groups are painted one after another, each seeing the ones before it as known,
+        so that long or overlapping crops join without seams. The same ``seed``, inputs
+        and model give the same pixels.
         """
         img, known_b, target = _check_inputs(image, known, region)
         out = np.array(img, dtype=np.float32, copy=True, order="C")
         if not target.any():
             return out
         # Hidden pixels are never shown to the model: it sees the weight-free fill there.
-        base = fill_hidden(img, known_b)
-        for y0, y1, x0, x1 in _target_groups(target, context=context):
+        canvas = fill_hidden(img, known_b)
+        have = known_b.copy()
+        for y0, y1, x0, x1 in _target_boxes(target, context=context):
             win = (slice(y0, y1), slice(x0, x1))
+            todo = target[win] & ~have[win]
+            if not todo.any():
+                continue
             painted = self._paint(
-                base[win],
-                known_b[win],
+                canvas[win],
+                have[win],
                 seed=seed,
                 steps=steps,
                 prompt=prompt,
                 negative_prompt=negative_prompt,
                 guidance_scale=guidance_scale,
             )
-            painted = _match_known(painted, img[win], known_b[win])
-            ys, xs = np.nonzero(target[win])
-            out[win][ys, xs] = np.clip(painted[ys, xs], 0.0, 1.0)
+            painted = _match_known(painted, canvas[win], have[win])
+            ys, xs = np.nonzero(todo)
+            values = np.clip(painted[ys, xs], 0.0, 1.0)
+            out[win][ys, xs] = values
+            canvas[win][ys, xs] = values
+            have[win][ys, xs] = True
         return out
 
     def _paint(
@@ -895,52 +905,76 @@ class DiffusionInpainter:
         return _f32(cv2.resize(painted, (cw, ch), interpolation=cv2.INTER_CUBIC))
 
 
-def _target_groups(
-    target: Mask, *, context: float, max_groups: int = 16
-) -> list[tuple[int, int, int, int]]:
-    """Boxes ``(y0, y1, x0, x1)`` around groups of target pixels, with context around.
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 
-    Each connected group gets ``context`` times its size (at least 16 px) on every side;
-    boxes that overlap are merged. Past ``max_groups`` one box holds everything.
+
+def _target_boxes(
+    target: Mask, *, context: float, max_groups: int = 16, max_aspect: float = 1.5
+) -> list[Box]:
+    """Crops ``(y0, y1, x0, x1)`` that together hold every target pixel, with context.
+
+    Each connected group of target pixels gets ``context`` times its size (at least
+    16 px) on every side; overlapping boxes merge (past ``max_groups`` groups, one box
+    holds everything); a box longer than ``max_aspect`` times its width is cut into
+    overlapping tiles, so that each diffuses near the model's native size.
     """
     h, w = target.shape
     count, _, stats, _ = cv2.connectedComponentsWithStats(target.view(np.uint8), connectivity=8)
-    boxes: list[list[int]] = []
-    for x, y, bw, bh, _area in stats[1:]:
+    boxes: list[Box] = []
+    for x, y, bw, bh, _area in stats[1:].tolist():
         pad = max(16, int(context * max(bw, bh)))
-        boxes.append([max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)])
-    if count - 1 > 4 * max_groups:
-        boxes = [
-            [
-                min(b[0] for b in boxes),
-                max(b[1] for b in boxes),
-                min(b[2] for b in boxes),
-                max(b[3] for b in boxes),
-            ]
-        ]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
+        boxes.append((max(0, y - pad), min(h, y + bh + pad), max(0, x - pad), min(w, x + bw + pad)))
+    if count - 1 > max_groups:
+        boxes = _merge_overlapping(boxes)
     if len(boxes) > max_groups:
-        boxes = [
-            [
-                min(b[0] for b in boxes),
-                max(b[1] for b in boxes),
-                min(b[2] for b in boxes),
-                max(b[3] for b in boxes),
-            ]
-        ]
-    return [(b[0], b[1], b[2], b[3]) for b in boxes]
+        boxes = [_union(boxes)]
+    boxes = _merge_overlapping(boxes)
+    return [tile for box in boxes for tile in _tiles(box, max_aspect=max_aspect)]
+
+
+def _union(boxes: list[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        max(b[1] for b in boxes),
+        min(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i, a in enumerate(merged):
+            for j in range(i + 1, len(merged)):
+                b = merged[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    merged[i] = _union([a, b])
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
+def _tiles(box: Box, *, max_aspect: float) -> list[Box]:
+    """``box`` cut along its long side into tiles of aspect <= ``max_aspect`` that
+    overlap by a quarter of the short side."""
+    y0, y1, x0, x1 = box
+    height, width = y1 - y0, x1 - x0
+    short, long_ = min(height, width), max(height, width)
+    count = max(1, math.ceil(long_ / (max_aspect * short)))
+    if count == 1:
+        return [box]
+    overlap = short // 4
+    edges = np.linspace(0, long_, count + 1).round().astype(int)
+    tiles: list[Box] = []
+    for a, b in itertools.pairwise(edges):
+        lo, hi = max(0, int(a) - overlap), min(long_, int(b) + overlap)
+        tiles.append((y0, y1, x0 + lo, x0 + hi) if width >= height else (y0 + lo, y0 + hi, x0, x1))
+    return tiles
 
 
 def _diffusion_size(height: int, width: int, native: int) -> tuple[int, int]:
