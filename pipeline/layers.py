@@ -21,6 +21,9 @@ FillFunction = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 """``fill(image, known, region) -> image`` with the pixels in ``region & ~known`` invented."""
 
 OPAQUE = 0.98
+COARSE_GROW_STEP = 16
+"""Grows wider than this many pixels run on a coarser grid (the exact width never matters
+there: it is a fill margin hidden behind a nearer layer)."""
 CLEAR = 0.02
 
 
@@ -50,27 +53,21 @@ def build_layers(
     num_layers = len(alphas) + 1
     if len(margins) != num_layers:
         raise ValueError(f"margins needs one entry per layer ({num_layers}), got {len(margins)}")
-    composite = np.empty_like(image)
     layers: list[Layer] = []
     for k in range(1, num_layers + 1):
         own = alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32)
         nearer = alphas[k - 1] if k < num_layers else None
-        layer = _build_one(
-            image,
-            labels == k,
-            own=own,
-            nearer=nearer,
-            beneath=composite if k > 1 else None,
-            fill=fill,
-            margin=margins[k - 1],
+        layers.append(
+            _build_one(
+                image,
+                labels == k,
+                own=own,
+                nearer=nearer,
+                beneath=layers,
+                fill=fill,
+                margin=margins[k - 1],
+            )
         )
-        if k == 1:
-            composite[...] = layer.rgb
-        else:
-            a = layer.alpha[..., None]
-            composite *= 1.0 - a
-            composite += a * layer.rgb
-        layers.append(layer)
     return layers
 
 
@@ -80,19 +77,19 @@ def _build_one(
     *,
     own: np.ndarray,
     nearer: np.ndarray | None,
-    beneath: np.ndarray | None,
+    beneath: list[Layer],
     fill: FillFunction,
     margin: int,
 ) -> Layer:
     """One layer: ``region`` is where it is the nearest surface, ``own`` its "this layer or
-    nearer" coverage, ``nearer`` the next layer's, ``beneath`` the composite of the farther
-    layers (None for the background)."""
+    nearer" coverage, ``nearer`` the next layer's, ``beneath`` the farther layers, done
+    (none for the background)."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
-    alpha = own if beneath is None else _limit_to_margin(own, region, covered, margin)
+    alpha = _limit_to_margin(own, region, covered, margin) if beneath else own
     known = region & ~grow(covered, 1) & (own >= OPAQUE)
     wanted = (alpha > 0) & ~known
     rgb = fill(image, known, wanted) if wanted.any() else image.copy()
-    if beneath is not None:
+    if beneath:
         _unmix_edge(rgb, image, alpha, beneath, ~known & ~covered & (alpha > 0) & (alpha < 1))
     rgb *= (alpha > 0.0)[..., None]  # invisible colour: zeros keep the PNG small and fast
     return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=wanted & covered)
@@ -110,16 +107,22 @@ def _limit_to_margin(
 
 
 def _unmix_edge(
-    rgb: np.ndarray, image: np.ndarray, alpha: np.ndarray, beneath: np.ndarray, edge: np.ndarray
+    rgb: np.ndarray, image: np.ndarray, alpha: np.ndarray, beneath: list[Layer], edge: np.ndarray
 ) -> None:
-    """Solve I = a·F + (1-a)·C for F on the layer's own soft edge; trust the solution in
-    proportion to ``a`` (at tiny ``a`` it is noise-amplifying) and fall back to the fill."""
-    if not edge.any():
+    """Solve I = a·F + (1-a)·C for F on the layer's own soft edge, C being the composite
+    of the farther layers there; trust the solution in proportion to ``a`` (at tiny ``a``
+    it amplifies noise) and fall back to the fill."""
+    ys, xs = np.nonzero(edge)
+    if ys.size == 0:
         return
-    a = alpha[edge][:, None]
-    solved = np.clip((image[edge] - (1.0 - a) * beneath[edge]) / np.maximum(a, 1e-3), 0.0, 1.0)
+    composite = beneath[0].rgb[ys, xs]
+    for layer in beneath[1:]:
+        under = layer.alpha[ys, xs][:, None]
+        composite = under * layer.rgb[ys, xs] + (1.0 - under) * composite
+    a = alpha[ys, xs][:, None]
+    solved = np.clip((image[ys, xs] - (1.0 - a) * composite) / np.maximum(a, 1e-3), 0.0, 1.0)
     trust = np.clip((a - 0.05) / 0.25, 0.0, 1.0)
-    rgb[edge] = trust * solved + (1.0 - trust) * rgb[edge]
+    rgb[ys, xs] = trust * solved + (1.0 - trust) * rgb[ys, xs]
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -130,9 +133,29 @@ def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
         dilated: np.ndarray = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
         return dilated
+    factor = max(1, pixels // COARSE_GROW_STEP)
+    if factor > 1:
+        return _grow_coarse(mask, pixels, factor)
     outside = np.where(mask, 0, 255).astype(np.uint8)
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     grown: np.ndarray = distance <= pixels
+    return grown
+
+
+def _grow_coarse(mask: np.ndarray, pixels: int, factor: int) -> np.ndarray:
+    """A wide grow on a ``factor``-times smaller grid: never smaller than the exact one,
+    at most ``2 * factor`` pixels larger."""
+    height, width = mask.shape
+    size = (-(-width // factor), -(-height // factor))
+    padded = np.zeros((size[1] * factor, size[0] * factor), dtype=np.uint8)
+    padded[:height, :width] = mask
+    blocks = padded.reshape(size[1], factor, size[0], factor).max(axis=(1, 3))
+    outside = np.where(blocks > 0, 0, 255).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    coarse = (distance <= pixels / factor + 1).astype(np.uint8)
+    grown: np.ndarray = cv2.resize(
+        coarse, (size[0] * factor, size[1] * factor), interpolation=cv2.INTER_NEAREST
+    )[:height, :width].astype(bool)
     return grown
 
 

@@ -34,7 +34,13 @@ from pipeline.manifest import (
     strata_version,
     utc_now,
 )
-from pipeline.preview import ANIMATION_SECONDS, contact_sheet, parallax_factors, parallax_frames
+from pipeline.preview import (
+    ANIMATION_SECONDS,
+    contact_sheet,
+    parallax_factors,
+    parallax_frames,
+    thumbnails,
+)
 
 if TYPE_CHECKING:
     from pipeline.runner import StageTimer
@@ -134,8 +140,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
         for i, layer in enumerate(outputs.layers, start=1)
     ]
     tasks.append((save_gray16_png, folder / "depth.png", outputs.depth.nearness))
-    tasks.append((_save_preview, folder / "preview.png", outputs.layers))
-    tasks.append((_save_parallax, folder / "parallax.webp", outputs.layers))
+    tasks.append((_save_previews, folder, outputs.layers))
     if outputs.painterly is not None:
         tasks.append((save_rgb_png, folder / "stylized.png", outputs.working))
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
@@ -149,19 +154,17 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     _write_settings(folder / "settings.yaml", job)
 
 
-def _save_preview(path: Path, layers: list[Layer]) -> None:
-    save_rgb_png(path, contact_sheet(layers))
-
-
-def _save_parallax(path: Path, layers: list[Layer]) -> None:
-    frames = [Image.fromarray(frame) for frame in parallax_frames(layers)]
-    duration = round(1000 * ANIMATION_SECONDS / len(frames))
+def _save_previews(folder: Path, layers: list[Layer]) -> None:
+    """preview.png and parallax.webp, from one set of thumbnails."""
+    small = thumbnails(layers)
+    save_rgb_png(folder / "preview.png", contact_sheet(small))
+    frames = [Image.fromarray(frame) for frame in parallax_frames(small)]
     frames[0].save(
-        path,
+        folder / "parallax.webp",
         format="WEBP",
         save_all=True,
         append_images=frames[1:],
-        duration=duration,
+        duration=round(1000 * ANIMATION_SECONDS / len(frames)),
         loop=0,
         quality=80,
         method=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -36,51 +37,62 @@ def fill_margins(num_layers: int, canvas_width: int) -> list[int]:
     return [math.ceil((1.0 - f) * amplitude) + 2 for f in parallax_factors(num_layers)]
 
 
-def contact_sheet(layers: list[Layer]) -> np.ndarray:
+@dataclass(frozen=True)
+class Thumbnail:
+    premultiplied: np.ndarray  # float32 (h, w, 3): colour times alpha
+    alpha: np.ndarray  # float32 (h, w)
+
+
+def thumbnails(layers: list[Layer], *, width: int = ANIMATION_WIDTH) -> list[Thumbnail]:
+    """The layers shrunk to ``width`` (never enlarged), premultiplied.
+
+    A layer's colour is zero wherever its alpha is zero and its alpha is one inside, so
+    the colour plane already equals colour × alpha except on the soft rims; shrinking it
+    as it is avoids a full-size multiply, and the rims average away.
+    """
+    height, canvas_width = layers[0].alpha.shape
+    scale = min(1.0, width / canvas_width)
+    size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
+    return [
+        Thumbnail(
+            premultiplied=cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA),
+            alpha=cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA),
+        )
+        for layer in layers
+    ]
+
+
+def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
     """The layers side by side over a checkerboard, farthest left; float32 RGB."""
-    height, width = layers[0].alpha.shape
+    height, width = small[0].alpha.shape
     scale = min(1.0, SHEET_HEIGHT / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     board = _checkerboard(size[1], size[0])
-    tiles = []
-    for layer in layers:
-        rgb = cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA)[..., None]
-        tiles.append(alpha * rgb + (1.0 - alpha) * board)
     gap = np.ones((size[1], SHEET_GAP, 3), dtype=np.float32)
     parts: list[np.ndarray] = []
-    for tile in tiles:
-        parts.extend([tile, gap])
+    for thumb in small:
+        colour = cv2.resize(thumb.premultiplied, size, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(thumb.alpha, size, interpolation=cv2.INTER_AREA)[..., None]
+        parts.extend([colour + (1.0 - alpha) * board, gap])
     sheet: np.ndarray = np.concatenate(parts[:-1], axis=1).astype(np.float32)
     return sheet
 
 
-def parallax_frames(
-    layers: list[Layer], *, width: int = ANIMATION_WIDTH, frames: int = ANIMATION_FRAMES
-) -> list[np.ndarray]:
-    """One loop of a horizontal parallax sway, as uint8 RGB frames ``width`` wide."""
-    height, canvas_width = layers[0].alpha.shape
-    scale = min(1.0, width / canvas_width)
-    size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
-    background = cv2.resize(layers[0].rgb, size, interpolation=cv2.INTER_AREA)
-    premultiplied = [_premultiplied(layer, size) for layer in layers[1:]]
-    factors = parallax_factors(len(layers))[1:]
-    amplitude = PARALLAX_AMPLITUDE * size[0]
+def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -> list[np.ndarray]:
+    """One loop of a horizontal parallax sway of the thumbnails, as uint8 RGB frames."""
+    width = small[0].alpha.shape[1]
+    factors = parallax_factors(len(small))[1:]
+    amplitude = PARALLAX_AMPLITUDE * width
+    stacked = [np.dstack([t.premultiplied, t.alpha]) for t in small[1:]]
     result = []
     for index in range(frames):
         shift = amplitude * math.sin(2 * math.pi * index / frames)
-        frame = background.copy()
-        for rgba, factor in zip(premultiplied, factors, strict=True):
+        frame = small[0].premultiplied.copy()
+        for rgba, factor in zip(stacked, factors, strict=True):
             moved = _warp(rgba, shift * factor)
             frame = frame * (1.0 - moved[..., 3:]) + moved[..., :3]
         result.append(cv2.convertScaleAbs(frame, alpha=255.0))
     return result
-
-
-def _premultiplied(layer: Layer, size: tuple[int, int]) -> np.ndarray:
-    rgba = np.dstack([layer.rgb * layer.alpha[..., None], layer.alpha])
-    small: np.ndarray = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
-    return small
 
 
 def _warp(image: np.ndarray, dx: float) -> np.ndarray:
