@@ -1,4 +1,5 @@
-"""Daemon figures: pickup latency, a 50-photo storm against in-process runs, idle CPU.
+"""Daemon figures: pickup latency, a 50-photo storm against in-process runs, idle CPU,
+and a warm consumer against a fresh process per job.
 
 ``python -m bench.daemon`` starts the real ``strata run`` on temporary folders (photos
 carry ``<stem>.depth.png`` so no model loads) and prints a table:
@@ -8,12 +9,19 @@ carry ``<stem>.depth.png`` so no model loads) and prints a table:
 - storm: 50 photos dropped at once, all completed, 0 lost / duplicated; the daemon's
   wall time per job against ``pipeline.run`` in-process on the same photos; target
   overhead ≤ 10 %;
-- idle CPU of the daemon (and its pipeline process) over ~20 s; target ≤ 1 % of a core.
+- idle CPU of the daemon (and its pipeline process) over ~20 s; target ≤ 1 % of a core;
+- warm vs fresh: a batch of photos *without* depth maps through a real-size
+  Depth-Anything-V2-Small (random weights, :func:`bench.harness.depth_model`), once as a
+  fresh ``python -c`` process per job that loads the model and runs ``pipeline.run`` (the
+  seed's design), once in one process that keeps its ``ModelCache`` across the batch (the
+  daemon's warm worker). Per job: spawn to exit vs the warm process's median after its
+  first job. Target: warm ≥ 3× faster per job.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import statistics
@@ -25,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -64,9 +73,12 @@ class Daemon:
         for mode in Mode:
             (root / "inbox" / mode.value).mkdir(parents=True, exist_ok=True)
         config = {
-            "inbox": "inbox", "outbox": "outbox", "state_dir": "state",
+            "inbox": "inbox",
+            "outbox": "outbox",
+            "state_dir": "state",
             "watch": {"settle_seconds": SETTLE_SECONDS, "rescan_seconds": 60.0},
-            "log": {"level": "WARNING"}, "defaults": {"max_side": 320},
+            "log": {"level": "WARNING"},
+            "defaults": {"max_side": 320},
         }
         self.config = root / "config.yaml"
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -76,7 +88,8 @@ class Daemon:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [str(STRATA), "run", "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.wait(lambda: bool(self.ledger().heartbeats()), 60)
 
@@ -156,12 +169,26 @@ def in_process(root: Path, count: int) -> float:
     names = [f"storm{i:02d}.jpg" for i in range(count)]
     for seed, name in enumerate(names):
         make_photo(staging / name, seed=seed)
-    run(Job("warm", Mode.PHOTO_REALISTIC, staging / names[0], root / "warm",
-            settings=JobSettings(max_side=320)))
+    run(
+        Job(
+            "warm",
+            Mode.PHOTO_REALISTIC,
+            staging / names[0],
+            root / "warm",
+            settings=JobSettings(max_side=320),
+        )
+    )
     started = time.monotonic()
     for index, name in enumerate(names):
-        run(Job(f"in-{index}", Mode.PHOTO_REALISTIC, staging / name, root / "inprocess",
-                settings=JobSettings(max_side=320)))
+        run(
+            Job(
+                f"in-{index}",
+                Mode.PHOTO_REALISTIC,
+                staging / name,
+                root / "inprocess",
+                settings=JobSettings(max_side=320),
+            )
+        )
     return time.monotonic() - started
 
 
@@ -175,38 +202,192 @@ def idle_cpu(daemon: Daemon, seconds: float) -> float:
     return sum(p.cpu_percent(None) for p in processes if p.is_running())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-samples", type=int, default=20)
-    parser.add_argument("--storm", type=int, default=50)
-    parser.add_argument("--idle-seconds", type=float, default=20.0)
-    options = parser.parse_args(argv)
+WARM_FACTOR_TARGET = 3.0
+
+_JOB_CODE = """
+import json, sys, time
+from pathlib import Path
+from config.model import JobSettings, Mode, ModelSettings
+from pipeline import Job, run
+from pipeline.models import ModelCache
+spec = json.loads(sys.argv[1])
+models = ModelSettings(depth=spec["model"], device="cpu")
+cache = ModelCache()
+times = []
+for index, photo in enumerate(spec["photos"]):
+    started = time.perf_counter()
+    run(Job(f"job-{index}", Mode.PHOTO_REALISTIC, Path(photo), Path(spec["out"]),
+            settings=JobSettings(max_side=spec["max_side"]), models=models), cache=cache)
+    times.append(time.perf_counter() - started)
+print(json.dumps(times))
+"""
+
+
+def warm_vs_fresh(root: Path, *, model: Path, jobs: int, size: tuple[int, int]) -> dict[str, Any]:
+    """Per-job seconds: a fresh process per job (spawn to exit) vs one warm process."""
+    staging = root / "staging-warm"
+    photos: list[str] = []
+    for index in range(jobs):
+        path = staging / f"warm{index:02d}.jpg"
+        make_photo(path, seed=500 + index, size=size)
+        path.with_name(f"{path.stem}.depth.png").unlink()  # the model estimates depth
+        photos.append(str(path))
+
+    def spawn(batch: list[str], out: str) -> list[float]:
+        spec = {"model": str(model), "photos": batch, "out": out, "max_side": max(size)}
+        result = subprocess.run(
+            [sys.executable, "-c", _JOB_CODE, json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"job process failed:\n{result.stderr[-4000:]}")
+        times: list[float] = json.loads(result.stdout.strip().splitlines()[-1])
+        return times
+
+    fresh = []
+    for index, photo in enumerate(photos):
+        started = time.perf_counter()
+        spawn([photo], str(root / f"fresh-{index}"))
+        fresh.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    warm_jobs = spawn(photos, str(root / "warm"))
+    warm_process = time.perf_counter() - started
+    steady = warm_jobs[1:] or warm_jobs
+    fresh_median, warm_median = statistics.median(fresh), statistics.median(steady)
+    return {
+        "jobs": jobs,
+        "photo_size": list(size),
+        "model": model.name,
+        "fresh_s": [round(t, 3) for t in fresh],
+        "warm_s": [round(t, 3) for t in warm_jobs],
+        "fresh_median_s": round(fresh_median, 3),
+        "warm_median_s": round(warm_median, 3),
+        "warm_first_job_s": round(warm_jobs[0], 3),
+        "warm_process_s_per_job": round(warm_process / jobs, 3),
+        "speedup": round(fresh_median / warm_median, 2),
+        "speedup_with_startup": round(fresh_median / (warm_process / jobs), 2),
+    }
+
+
+def measure(
+    *,
+    latency_samples: int = 20,
+    storm_size: int = 50,
+    idle_seconds: float = 20.0,
+    warm_jobs: int = 5,
+    warm_model: Path | None = None,
+    warm_size: tuple[int, int] = (1024, 768),
+) -> dict[str, Any]:
+    """Every figure, as numbers and as table rows (``warm_model`` None: no warm/fresh)."""
     rows: list[Row] = []
+    figures: dict[str, Any] = {"settle_seconds": SETTLE_SECONDS}
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as temp:
         root = Path(temp)
         daemon = Daemon(root)
         daemon.start()
         try:
-            time.sleep(2.0)
-            cpu = idle_cpu(daemon, options.idle_seconds)
-            rows.append(Row("idle CPU (daemon + pipeline process)", f"{cpu:.2f} % of a core",
-                            "≤ 1 %", cpu <= 1.0))
-            latencies = pickup_latency(daemon, options.latency_samples)
-            median = statistics.median(latencies)
-            target = SETTLE_SECONDS + 0.5
-            rows.append(Row(f"pickup latency, median of {len(latencies)}",
-                            f"{median:.3f} s (max {max(latencies):.3f} s)",
-                            f"≤ {target:.1f} s", median <= target))
-            elapsed, lost, duplicated = storm(daemon, options.storm)
+            time.sleep(min(2.0, idle_seconds))
+            cpu = idle_cpu(daemon, idle_seconds)
+            latencies = pickup_latency(daemon, latency_samples)
+            elapsed, lost, duplicated = storm(daemon, storm_size)
         finally:
             daemon.stop()
-        direct = in_process(root, options.storm)
+        direct = in_process(root, storm_size)
+        if warm_model is not None:
+            figures["warm_vs_fresh"] = warm_vs_fresh(
+                root, model=warm_model, jobs=warm_jobs, size=warm_size
+            )
     overhead = (elapsed - direct) / direct
-    rows.append(Row(f"storm of {options.storm}: lost / duplicated", f"{lost} / {duplicated}",
-                    "0 / 0", lost == 0 and duplicated == 0))
-    rows.append(Row("storm: daemon s/job vs in-process s/job",
-                    f"{elapsed / options.storm:.3f} vs {direct / options.storm:.3f} "
-                    f"({overhead:+.1%})", "≤ +10 %", overhead <= 0.10))
+    median = statistics.median(latencies)
+    target = SETTLE_SECONDS + 0.5
+    figures.update(
+        {
+            "idle_cpu_percent": round(cpu, 2),
+            "idle_seconds": idle_seconds,
+            "pickup_latency_s": [round(v, 3) for v in latencies],
+            "pickup_median_s": round(median, 3),
+            "pickup_max_s": round(max(latencies), 3),
+            "pickup_target_s": target,
+            "storm": {
+                "photos": storm_size,
+                "lost": lost,
+                "duplicated": duplicated,
+                "elapsed_s": round(elapsed, 2),
+                "daemon_s_per_job": round(elapsed / storm_size, 3),
+                "in_process_s_per_job": round(direct / storm_size, 3),
+                "overhead": round(overhead, 4),
+            },
+        }
+    )
+    rows.append(
+        Row("idle CPU (daemon + pipeline process)", f"{cpu:.2f} % of a core", "≤ 1 %", cpu <= 1.0)
+    )
+    rows.append(
+        Row(
+            f"pickup latency, median of {len(latencies)}",
+            f"{median:.3f} s (max {max(latencies):.3f} s)",
+            f"≤ {target:.1f} s",
+            median <= target,
+        )
+    )
+    rows.append(
+        Row(
+            f"storm of {storm_size}: lost / duplicated",
+            f"{lost} / {duplicated}",
+            "0 / 0",
+            lost == 0 and duplicated == 0,
+        )
+    )
+    rows.append(
+        Row(
+            "storm: daemon s/job vs in-process s/job",
+            f"{elapsed / storm_size:.3f} vs {direct / storm_size:.3f} ({overhead:+.1%})",
+            "≤ +10 %",
+            overhead <= 0.10,
+        )
+    )
+    if "warm_vs_fresh" in figures:
+        warm = figures["warm_vs_fresh"]
+        rows.append(
+            Row(
+                f"warm vs fresh process per job ({warm['jobs']} jobs, {warm['model']})",
+                f"{warm['warm_median_s']:.2f} vs {warm['fresh_median_s']:.2f} s "
+                f"({warm['speedup']:.1f}×)",
+                f"≥ {WARM_FACTOR_TARGET:.0f}×",
+                warm["speedup"] >= WARM_FACTOR_TARGET,
+            )
+        )
+    figures["rows"] = [row.__dict__ for row in rows]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--storm", type=int, default=50)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--warm-jobs",
+        type=int,
+        default=5,
+        help="batch size of the warm vs fresh comparison (0: skip it)",
+    )
+    options = parser.parse_args(argv)
+    model = None
+    if options.warm_jobs > 0:
+        from bench.harness import depth_model
+
+        model = depth_model("small")
+    figures = measure(
+        latency_samples=options.latency_samples,
+        storm_size=options.storm,
+        idle_seconds=options.idle_seconds,
+        warm_jobs=options.warm_jobs,
+        warm_model=model,
+    )
+    rows = [Row(**row) for row in figures["rows"]]
     print_table(rows)
     return 0 if all(row.ok for row in rows) else 1
 
@@ -216,8 +397,10 @@ def print_table(rows: list[Row]) -> None:
     value_width = max(len(row.value) for row in rows)
     print(f"{'figure':<{width}}  {'measured':<{value_width}}  {'target':<8}  ok")
     for row in rows:
-        print(f"{row.figure:<{width}}  {row.value:<{value_width}}  {row.target:<8}  "
-              f"{'yes' if row.ok else 'NO'}")
+        print(
+            f"{row.figure:<{width}}  {row.value:<{value_width}}  {row.target:<8}  "
+            f"{'yes' if row.ok else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ once untimed, then ``repeats`` times; the figures are the median and min–max.
 - ``12MP default``: a 4000×3000 JPEG with a quarter-resolution depth map beside it, at the
   default ``max_side`` (2048). Target: ≤ 3 s per job.
 - ``12MP full``: the same at ``max_side: 4000``. Target: ≤ 8 s and peak RSS ≤ 3 GB.
-- ``2MP model``: a 1732×1155 photo through a real-size Depth-Anything-V2-Small with random
+- ``2MP depth file``: a 1732×1155 JPEG with its depth map beside it (no model): the
+  pipeline's own cost at the size the model cases run.
+- ``2MP model``: the 1732×1155 photo through a real-size Depth-Anything-V2-Small with random
   weights (built once by :mod:`bench.depth_forward`), with the model's bare forward pass
   timed in the same process, interleaved. Target: whole job ≤ 1.3 × forward.
+- ``2MP model Base``: the same through a real-size Depth-Anything-V2-Base (random weights,
+  built once by :func:`bench.harness.build_depth_anything_base`).
 """
 
 from __future__ import annotations
@@ -45,16 +49,21 @@ class Case:
     width: int
     height: int
     max_side: int
-    model: bool
+    model: str | None  # a bench.harness.DEPTH_MODELS kind, or None: a depth file
     target: str
 
 
 CASES = [
-    Case("12MP default", 4000, 3000, 2048, False, "total ≤ 3 s"),
-    Case("12MP full", 4000, 3000, 4000, False, "total ≤ 8 s, peak RSS ≤ 3 GB"),
-    Case("2MP model", 1732, 1155, 2048, True, "total ≤ 1.3 × forward"),
+    Case("12MP default", 4000, 3000, 2048, None, "total ≤ 3 s"),
+    Case("12MP full", 4000, 3000, 4000, None, "total ≤ 8 s, peak RSS ≤ 3 GB"),
+    Case("2MP depth file", 1732, 1155, 2048, None, "—"),
+    Case("2MP model", 1732, 1155, 2048, "small", "total ≤ 1.3 × forward"),
+    Case("2MP model Base", 1732, 1155, 2048, "base", "total ≤ 1.3 × forward"),
 ]
-SMOKE_CASES = [Case("smoke", 640, 480, 2048, False, "runs")]
+SMOKE_CASES = [
+    Case("smoke", 640, 480, 2048, None, "runs"),
+    Case("smoke model", 320, 240, 2048, "tiny", "runs"),
+]
 
 
 def make_photo(folder: Path, width: int, height: int, *, depth_file: bool) -> Path:
@@ -79,7 +88,7 @@ def make_photo(folder: Path, width: int, height: int, *, depth_file: bool) -> Pa
 
 
 def run_case(case: Case, *, repeats: int) -> dict[str, Any]:
-    photo = make_photo(CACHE, case.width, case.height, depth_file=not case.model)
+    photo = make_photo(CACHE, case.width, case.height, depth_file=case.model is None)
     spec = json.dumps(
         {"photo": str(photo), "max_side": case.max_side, "model": case.model, "repeats": repeats}
     )
@@ -106,10 +115,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     models = ModelSettings()
     forward: list[float] = []
     if spec["model"]:
-        from bench.depth_forward import CACHE as MODEL_CACHE
-        from bench.depth_forward import build_real_size_model
+        from bench.harness import depth_model
 
-        models = ModelSettings(depth=str(build_real_size_model(MODEL_CACHE)), device="cpu")
+        models = ModelSettings(depth=str(depth_model(spec["model"])), device="cpu")
     with tempfile.TemporaryDirectory() as out:
 
         def job(index: int) -> dict[str, Any]:
@@ -165,7 +173,7 @@ def run(*, repeats: int, smoke: bool) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'case':<14} {'median s':>9} {'min–max s':>13} {'peak GB':>8}  stages (median s)")
+    print(f"{'case':<15} {'median s':>9} {'min–max s':>13} {'peak GB':>8}  stages (median s)")
     for row in rows:
         stages = ", ".join(f"{k} {v}" for k, v in row["stages_s"].items() if k != "total")
         extra = (
@@ -174,7 +182,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             else ""
         )
         print(
-            f"{row['case']:<14} {row['total_s']:>9} {row['min_s']:>6}–{row['max_s']:<6} "
+            f"{row['case']:<15} {row['total_s']:>9} {row['min_s']:>6}–{row['max_s']:<6} "
             f"{row['peak_rss_gb']:>8}  {stages}{extra}  [{row['target']}]"
         )
 

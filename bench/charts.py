@@ -1,0 +1,504 @@
+"""``docs/benchmarks.md`` and its charts, generated from a ``python -m bench`` results file.
+
+    python -m bench --report bench/results/latest.json [--docs docs/benchmarks.md]
+
+The page's numbers are never typed by hand: tables, targets and charts all come from the
+JSON. Charts go beside the page under ``images/bench-*.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.harness import markdown_table
+
+PSNR_CAP = 99.0  # bench.metrics.psnr's value for an exact match
+QUALITY_METRICS = [
+    ("min_iou", "min per-layer soft IoU", "higher is better"),
+    ("min_psnr_db", "min recomposition PSNR (dB)", "higher is better; 99 = exact"),
+    ("fill_error", "fill error (MAE, hidden background)", "lower is better"),
+    ("halo_error", "halo error (MAE, 6-px edge band)", "lower is better"),
+]
+STAGE_ORDER = ["decode", "depth", "layers", "fill", "write"]
+
+Target = tuple[str, str, str, bool | None]
+"""(suite, target, measured, met: None when not measured)."""
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+def _suite(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    entry = results.get("suites", {}).get(name)
+    if not entry or entry.get("result") is None:
+        return None
+    result: dict[str, Any] = entry["result"]
+    return result
+
+
+def layer_targets(result: dict[str, Any] | None) -> list[Target]:
+    cases = {c["case"]: c for c in result["cases"]} if result else {}
+    rows: list[Target] = []
+    default = cases.get("12MP default")
+    rows.append(
+        (
+            "layers",
+            "12 MP, default max_side: job ≤ 3 s",
+            f"{default['total_s']} s" if default else "not measured",
+            default["total_s"] <= 3.0 if default else None,
+        )
+    )
+    full = cases.get("12MP full")
+    rows.append(
+        (
+            "layers",
+            "12 MP, full max_side: job ≤ 8 s, peak RSS ≤ 3 GB",
+            f"{full['total_s']} s, {full['peak_rss_gb']} GB" if full else "not measured",
+            (full["total_s"] <= 8.0 and full["peak_rss_gb"] <= 3.0) if full else None,
+        )
+    )
+    for name, label in (("2MP model", "Small"), ("2MP model Base", "Base")):
+        case = cases.get(name)
+        rows.append(
+            (
+                "layers",
+                f"2 MP through Depth-Anything-V2-{label}: job ≤ 1.3 × bare forward",
+                f"{case['total_s']} s vs forward {case['forward_s']} s = "
+                f"{case['ratio_to_forward']}×"
+                if case
+                else "not measured",
+                case["ratio_to_forward"] <= 1.3 if case else None,
+            )
+        )
+    return rows
+
+
+def quality_targets(result: dict[str, Any] | None) -> list[Target]:
+    summary = {(s["method"], s["depth"]): s for s in result["summary"]} if result else {}
+    ours = {d: summary.get(("strata", d)) for d in ("exact", "low-res")}
+    telea = {d: summary.get(("quantile+telea", d)) for d in ("exact", "low-res")}
+    rows: list[Target] = []
+    for depth, floor in (("exact", 0.98), ("low-res", 0.90)):
+        s = ours[depth]
+        rows.append(
+            (
+                "quality",
+                f"min per-layer IoU ≥ {floor} ({depth} depth)",
+                f"{s['min_iou']}" if s else "not measured",
+                s["min_iou"] >= floor if s else None,
+            )
+        )
+    both = [s for s in ours.values() if s]
+    rows.append(
+        (
+            "quality",
+            "recomposition PSNR ≥ 45 dB (every scene, both depths)",
+            f"min {min(s['min_psnr_db'] for s in both)} dB" if both else "not measured",
+            min(s["min_psnr_db"] for s in both) >= 45.0 if both else None,
+        )
+    )
+    rows.append(
+        (
+            "quality",
+            "background alpha 255 everywhere (every method)",
+            "all opaque"
+            if result and all(s["background_opaque"] for s in summary.values())
+            else ("not all opaque" if result else "not measured"),
+            all(s["background_opaque"] for s in summary.values()) if result else None,
+        )
+    )
+    for key, label in (("fill_error", "fill error"), ("halo_error", "halo error")):
+        for depth in ("exact", "low-res"):
+            s, t = ours[depth], telea[depth]
+            rows.append(
+                (
+                    "quality",
+                    f"{label} below Telea ({depth} depth)",
+                    f"{s[key]} vs {t[key]}" if s and t else "not measured",
+                    s[key] < t[key] if s and t else None,
+                )
+            )
+    return rows
+
+
+def daemon_targets(result: dict[str, Any] | None) -> list[Target]:
+    if not result:
+        return [("daemon", "pickup, storm, warm vs fresh, idle CPU", "not measured", None)]
+    return [
+        ("daemon", r["figure"] + f": {r['target']}", r["value"], r["ok"]) for r in result["rows"]
+    ]
+
+
+def painterly_targets(result: dict[str, Any] | None) -> list[Target]:
+    if not result:
+        return [
+            (
+                "painterly",
+                "fast mode ≤ 30 s, peak RSS ≤ 6 GB, second job no load",
+                "not measured",
+                None,
+            )
+        ]
+    measured = result["painterly"]
+    fast, quality = measured["fast"], measured["quality"]
+    cold = fast["jobs"][0]["wall_s"]
+    warm = fast["warm_wall_s_median"]
+    peak = max(fast["peak_rss_gb"], quality["peak_rss_gb"])
+    load2 = fast["second_job_load_s"]
+    return [
+        (
+            "painterly",
+            "fast mode ≤ 30 s per job (warm; first job incl. load)",
+            f"{warm} s warm, {cold} s first",
+            warm <= 30.0,
+        ),
+        (
+            "painterly",
+            "peak RSS ≤ 6 GB (fast and quality in one process)",
+            f"{peak} GB",
+            peak <= 6.0,
+        ),
+        (
+            "painterly",
+            "second job: no model load time",
+            f"{load2} s",
+            load2 is not None and load2 <= 0.05,
+        ),
+        (
+            "painterly",
+            "default quality mode (25 steps × 0.5): figures only",
+            f"{quality['wall_s']} s",
+            None,
+        ),
+    ]
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    return [
+        *layer_targets(_suite(results, "layers")),
+        *quality_targets(_suite(results, "quality")),
+        *daemon_targets(_suite(results, "daemon")),
+        *painterly_targets(_suite(results, "painterly")),
+    ]
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "—"}[met]
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+
+def quality_chart(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    summary = result["summary"]
+    methods = list(dict.fromkeys(s["method"] for s in summary))
+    depths = ["exact", "low-res"]
+    lookup = {(s["method"], s["depth"]): s for s in summary}
+    figure, axes = plt.subplots(2, 2, figsize=(10, 7))
+    x = np.arange(len(methods))
+    for axis, (key, title, note) in zip(axes.flat, QUALITY_METRICS, strict=True):
+        for offset, depth in zip((-0.2, 0.2), depths, strict=True):
+            values = [lookup[(m, depth)][key] if (m, depth) in lookup else np.nan for m in methods]
+            bars = axis.bar(x + offset, values, 0.4, label=f"{depth} depth")
+            axis.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+        axis.set_xticks(x, methods, fontsize=8)
+        axis.set_title(f"{title}\n({note})", fontsize=9)
+        axis.margins(y=0.15)
+        if key == "min_iou":
+            axis.axhline(0.98, color="grey", lw=0.8, ls="--")
+            axis.axhline(0.90, color="grey", lw=0.8, ls=":")
+        if key == "min_psnr_db":
+            axis.axhline(45.0, color="grey", lw=0.8, ls="--")
+    axes.flat[0].legend(fontsize=8)
+    scenes = len(result["scenes"])
+    width, height = result["size"]
+    figure.suptitle(
+        f"Layer quality on {scenes} synthetic scenes ({width}×{height}); dashed: targets",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def layers_chart(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = result["cases"]
+    stages = [s for s in STAGE_ORDER if any(s in c["stages_s"] for c in cases)]
+    stages += sorted({k for c in cases for k in c["stages_s"]} - {*stages, "total"})
+    figure, axis = plt.subplots(figsize=(10, 0.6 * len(cases) + 1.6))
+    names = [c["case"] for c in cases]
+    left = [0.0] * len(cases)
+    for stage in stages:
+        values = [float(c["stages_s"].get(stage, 0.0)) for c in cases]
+        axis.barh(names, values, left=left, label=stage)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for index, case in enumerate(cases):
+        label = f"{case['total_s']} s, {case['peak_rss_gb']} GB"
+        if "forward_s" in case:
+            label += f" (forward {case['forward_s']} s)"
+        axis.text(max(left[index], case["total_s"]) * 1.01, index, label, va="center", fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds per job (median of the stage timings)")
+    axis.set_xlim(0, max(*left, *(c["total_s"] for c in cases)) * 1.45)
+    axis.legend(fontsize=8, loc="lower right")
+    axis.set_title("Photo-realistic job: time per stage", fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def _section_layers(result: dict[str, Any]) -> str:
+    rows = []
+    for c in result["cases"]:
+        stages = ", ".join(f"{k} {v}" for k, v in c["stages_s"].items() if k != "total")
+        rows.append(
+            [
+                c["case"],
+                c["total_s"],
+                f"{c['min_s']}–{c['max_s']}",
+                c["peak_rss_gb"],
+                c.get("forward_s", "—"),
+                c.get("ratio_to_forward", "—"),
+                stages,
+            ]
+        )
+    return markdown_table(
+        [
+            "case",
+            "median s",
+            "min–max s",
+            "peak RSS GB",
+            "bare forward s",
+            "job ÷ forward",
+            "stages (median s)",
+        ],
+        rows,
+    )
+
+
+def _section_quality(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            s["method"],
+            s["depth"],
+            s["scenes"],
+            s["min_iou"],
+            s["mean_iou"],
+            s["min_psnr_db"],
+            s["mean_psnr_db"],
+            s["fill_error"],
+            s["halo_error"],
+            s["parallax_holes"],
+            "yes" if s["background_opaque"] else "no",
+            s["seconds_median"],
+        ]
+        for s in result["summary"]
+    ]
+    table = markdown_table(
+        [
+            "method",
+            "depth",
+            "scenes",
+            "min IoU",
+            "mean IoU",
+            "min PSNR dB",
+            "mean PSNR dB",
+            "fill err",
+            "halo err",
+            "parallax holes",
+            "bg opaque",
+            "s / scene",
+        ],
+        rows,
+    )
+    notes = "\n".join(f"- `{name}`: {note}" for name, note in result["methods"].items())
+    return f"{notes}\n\n{table}"
+
+
+def _section_daemon(result: dict[str, Any]) -> str:
+    table = markdown_table(
+        ["figure", "measured", "target", "met"],
+        [[r["figure"], r["value"], r["target"], verdict(r["ok"])] for r in result["rows"]],
+    )
+    warm = result.get("warm_vs_fresh")
+    if warm:
+        table += (
+            f"\n\nWarm vs fresh ({warm['jobs']} photos of {warm['photo_size'][0]}×"
+            f"{warm['photo_size'][1]} without depth maps, `{warm['model']}`): fresh process "
+            f"per job {warm['fresh_s']} s; one warm process {warm['warm_s']} s (its first job "
+            f"includes the imports and the model load). Counting the warm process's start-up "
+            f"spread over the batch: {warm['warm_process_s_per_job']} s per job, "
+            f"{warm['speedup_with_startup']}× faster."
+        )
+    return table
+
+
+def _section_painterly(result: dict[str, Any]) -> str:
+    measured = result["painterly"]
+    rows = []
+    for index, job in enumerate(measured["fast"]["jobs"]):
+        rows.append(
+            [
+                f"fast, job {index + 1}",
+                job["wall_s"],
+                job["steps_run"],
+                job["vae"],
+                ", ".join(f"{k} {v}" for k, v in job["timings_s"].items()),
+            ]
+        )
+    quality = measured["quality"]
+    rows.append(
+        [
+            "quality (25 steps × 0.5)",
+            quality["wall_s"],
+            quality["steps_run"],
+            quality["vae"],
+            ", ".join(f"{k} {v}" for k, v in quality["timings_s"].items()),
+        ]
+    )
+    table = markdown_table(["job", "wall s", "steps run", "decoder", "stages (s)"], rows)
+    return (
+        f"Models: {result['models']} weights; canvas {measured['canvas'][0]}×"
+        f"{measured['canvas'][1]} (diffusion at 512 px), torch threads "
+        f"{measured['torch_threads']}. Peak RSS after the fast batch "
+        f"{measured['fast']['peak_rss_gb']} GB, after the quality job "
+        f"{quality['peak_rss_gb']} GB.\n\n{table}"
+    )
+
+
+def _section_depth(result: dict[str, Any]) -> str:
+    keys = [
+        "image",
+        "model_input",
+        "threads",
+        "load_s",
+        "forward_s",
+        "estimate_s",
+        "ratio",
+        "preprocess_fast_s",
+        "preprocess_processor_uint8_s",
+        "peak_rss_mb",
+    ]
+    return markdown_table(["figure", "value"], [[k, result[k]] for k in keys if k in result])
+
+
+def _section_fill(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            s["method"],
+            s["mae"],
+            s["band_mae"],
+            f"{s['seconds']['median']} ({s['seconds']['min']}–{s['seconds']['max']})",
+        ]
+        for s in result["summary"]
+    ]
+    sizes = ", ".join(f"{w}×{h}" for w, h in result["sizes"])
+    return f"Mean over 4 scene kinds (40 % hidden) at {sizes}.\n\n" + markdown_table(
+        ["method", "MAE", "edge-band MAE", "s per scene"], rows
+    )
+
+
+SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str | None]] = [
+    ("layers", "Layers: photo-realistic job time and memory", _section_layers, "bench-layers.png"),
+    (
+        "quality",
+        "Quality: Strata vs peer baselines on synthetic scenes",
+        _section_quality,
+        "bench-quality.png",
+    ),
+    ("daemon", "Daemon: pickup, storm, warm vs fresh, idle", _section_daemon, None),
+    ("painterly", "Painterly: real-size SD1.5 stage", _section_painterly, None),
+    ("depth", "Depth stage: bare forward vs the whole estimate (2 MP)", _section_depth, None),
+    ("fill", "Fill: built-in fill vs Telea on textured backgrounds", _section_fill, None),
+]
+
+
+def render_page(results: dict[str, Any], *, source: str, images: dict[str, str]) -> str:
+    env = results["environment"]
+    v = env["versions"]
+    load = results.get("load_average", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        f"<!-- generated by `python -m bench --report {source}`; do not edit by hand -->",
+        "",
+        f"Measured {env['date']} on {env['cpu_model']} ({env['cores']} cores, "
+        f"{env['memory_gb']} GB RAM, no GPU), {env['platform']}.",
+        f"Python {v.get('python')}, torch {v.get('torch')}, transformers "
+        f"{v.get('transformers')}, diffusers {v.get('diffusers')}, numpy {v.get('numpy')}, "
+        f"opencv {v.get('opencv')}.",
+        "",
+        "The machine is shared with other work, so every figure is a median of repeats taken "
+        "while the load below was on it (1-minute load average on "
+        f"{env['cores']} cores; above {env['cores']} means other processes were competing "
+        f"for the CPU): whole run mean {load.get('mean', '?')}, max {load.get('max', '?')}; "
+        "per suite in each section. Models are real-size architectures with random weights "
+        "(built locally: nothing can be downloaded here); compute time and memory do not "
+        "depend on the weight values.",
+        "",
+        "Every table comes from `python -m bench` (all suites: `python -m bench --repeats "
+        f"{results.get('harness', {}).get('repeats', 3)}`); the command for each is given "
+        "with it.",
+        "",
+        "## Targets vs measured",
+        "",
+        markdown_table(
+            ["suite", "target", "measured", "met"],
+            [[s, t, m, verdict(ok)] for s, t, m, ok in targets(results)],
+        ),
+    ]
+    for name, title, render, _chart in SECTIONS:
+        entry = results.get("suites", {}).get(name)
+        lines += ["", f"## {title}", ""]
+        if not entry:
+            lines.append("Not measured in this run.")
+            continue
+        lines.append(
+            f"`{entry['command']}` — {entry['elapsed_s']} s, load average "
+            f"{entry['load_average']['mean']} mean / {entry['load_average']['max']} max."
+        )
+        lines.append("")
+        if entry.get("error"):
+            lines.append(f"**Failed:** `{entry['error'].splitlines()[-1]}`")
+            continue
+        lines.append(render(entry["result"]))
+        if name in images:
+            lines += ["", f"![{title}]({images[name]})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], *, docs: Path, source: Path | str) -> list[Path]:
+    """The page and its charts; returns the paths written."""
+    folder = docs.parent / "images"
+    written: list[Path] = []
+    images: dict[str, str] = {}
+    charts = {"layers": layers_chart, "quality": quality_chart}
+    for name, _title, _render, chart in SECTIONS:
+        result = _suite(results, name)
+        if chart and result is not None:
+            written.append(charts[name](result, folder / chart))
+            images[name] = f"images/{chart}"
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(render_page(results, source=str(source), images=images), encoding="utf-8")
+    written.append(docs)
+    return written
