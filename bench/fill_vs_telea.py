@@ -2,6 +2,7 @@
 
     python -m bench.fill_vs_telea            # 1 MP and 3 MP, every scene kind
     python -m bench.fill_vs_telea --quick    # 0.2 MP only
+    python -m bench.fill_vs_telea --smoke    # a tiny run that only checks it works
 
 Scenes are synthetic so that the true background behind the "objects" is known: a
 colour gradient plus smooth noise, with one texture on top (sinusoidal stripes at two
@@ -208,10 +209,14 @@ def measure(method: Method, scene: Scene, *, repeats: int = 3) -> tuple[float, f
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="0.2 MP only")
+    parser.add_argument("--smoke", action="store_true", help="one tiny run of each")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    sizes = [(384, 512)] if args.quick else [(864, 1152), (1536, 2048)]
+    sizes = [(864, 1152), (1536, 2048)]
+    if args.quick or args.smoke:
+        sizes = [(96, 128)] if args.smoke else [(384, 512)]
+        args.repeats = 1 if args.smoke else args.repeats
     print(f"cv2 {cv2.__version__}, {cv2.getNumThreads()} threads; median of {args.repeats}")
     header = f"{'size':>10} {'scene':>8} {'hidden':>6}  {'method':<18} "
     header += f"{'MAE':>7} {'band':>7} {'s':>6}"
