@@ -1,0 +1,291 @@
+"""The benchmark harness's pure parts: arguments, tables, JSON, baselines, the report.
+
+Nothing here runs a suite: ``python -m bench --smoke`` (CI) does that end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench import quality
+from bench.__main__ import SUITES, command_for, parse_args
+from bench.charts import render_page, targets, write_report
+from bench.harness import (
+    LoadSampler,
+    environment,
+    fmt_spread,
+    markdown_table,
+    render_table,
+    spread,
+    write_json,
+)
+from bench.metrics import score
+from bench.scenes import make_scene
+from pipeline.layers import Layer
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+def test_defaults_run_every_suite_three_times_into_latest_json() -> None:
+    args = parse_args([])
+    assert args.suite == list(SUITES)
+    assert args.repeats == 3
+    assert not args.smoke
+    assert args.json_out.name == "latest.json"
+    assert args.report is None
+
+
+def test_smoke_defaults_to_one_repeat_and_its_own_file() -> None:
+    args = parse_args(["--smoke"])
+    assert args.repeats == 1
+    assert args.json_out.name == "smoke.json"
+
+
+def test_suites_are_comma_separated_in_order_without_repeats(tmp_path: Path) -> None:
+    args = parse_args(
+        [
+            "--suite",
+            "quality, layers,quality",
+            "--repeats",
+            "5",
+            "--json-out",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert args.suite == ["quality", "layers"]
+    assert args.repeats == 5
+    assert args.json_out == tmp_path / "x.json"
+    assert parse_args(["--suite", "all"]).suite == list(SUITES)
+
+
+@pytest.mark.parametrize("argv", [["--suite", "nope"], ["--suite", ","], ["--repeats", "0"]])
+def test_bad_arguments_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+
+
+def test_each_suite_names_the_command_that_reproduces_it() -> None:
+    assert command_for("layers", repeats=3, smoke=False) == (
+        "python -m bench --suite layers --repeats 3"
+    )
+    assert command_for("fill", repeats=1, smoke=True).endswith("--smoke")
+
+
+# --- tables and JSON ---------------------------------------------------------------------------
+
+
+def test_spread_is_median_min_max() -> None:
+    entry = spread([3.0, 1.0, 2.0, 10.0])
+    assert entry == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
+    assert fmt_spread(entry, " s") == "2.5 s (1.0–10.0)"
+    assert fmt_spread(spread([0.5]), " s") == "0.5 s"
+    with pytest.raises(ValueError, match="no values"):
+        spread([])
+
+
+def test_text_table_aligns_columns() -> None:
+    text = render_table(["name", "value"], [["a", 1], ["longer", 22.5]])
+    lines = text.splitlines()
+    assert lines[0].split() == ["name", "value"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[3].startswith("longer  22.5")
+    assert lines[2].index("1") == lines[3].index("22.5")
+
+
+def test_markdown_table_escapes_pipes() -> None:
+    text = markdown_table(["a", "b"], [["x|y", 2]])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 2 |"]
+
+
+def test_json_is_written_atomically_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "results.json"
+    write_json(path, {"a": [1, 2.5], "b": None})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"a": [1, 2.5], "b": None}
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+
+
+def test_environment_names_the_machine_and_versions() -> None:
+    env = environment()
+    assert env["cores"] >= 1
+    assert {"python", "torch", "numpy", "opencv"} <= set(env["versions"])
+    with LoadSampler(interval=0.01) as load:
+        pass
+    assert set(load.summary()) == {"start", "mean", "max", "end"}
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_scene() -> Any:
+    return make_scene(num_surfaces=3, seed=0, width=192, height=144)
+
+
+def check_stack(layers: list[Layer], shape: tuple[int, int], count: int) -> None:
+    assert len(layers) == count
+    for layer in layers:
+        assert layer.rgb.shape == (*shape, 3)
+        assert layer.rgb.dtype == np.float32
+        assert layer.alpha.shape == shape
+        assert layer.filled.shape == shape
+        assert layer.filled.dtype == bool
+        assert np.isfinite(layer.rgb).all()
+        assert layer.alpha.min() >= 0.0
+        assert layer.alpha.max() <= 1.0
+    assert (layers[0].alpha == 1.0).all(), "the background is opaque for every method"
+
+
+@pytest.mark.parametrize("method", list(quality.METHODS))
+@pytest.mark.parametrize("depth", quality.DEPTHS)
+def test_every_method_gives_a_valid_stack_that_scores(
+    small_scene: Any, method: str, depth: str
+) -> None:
+    image = quality.scene_image(small_scene)
+    layers = quality.METHODS[method](image, quality.depth_for(small_scene, depth, seed=0), 3)
+    check_stack(layers, small_scene.nearness.shape, 3)
+    scores = score(layers, small_scene)
+    assert len(scores.ious) == 3
+    assert all(0.0 <= v <= 1.0 for v in scores.ious)
+    assert scores.background_opaque
+    assert scores.psnr > 25.0
+    assert 0.0 <= scores.fill_error < 0.5
+    if method == "strata" and depth == "exact":
+        assert scores.min_iou >= 0.97
+
+
+def test_hard_masks_recompose_exactly_and_feathering_does_not(small_scene: Any) -> None:
+    image = quality.scene_image(small_scene)
+    depth = quality.depth_for(small_scene, "exact", seed=0)
+    hard = score(quality.quantile_telea(image, depth, 3), small_scene)
+    soft = score(quality.bins_feather(image, depth, 3), small_scene)
+    assert hard.psnr == 99.0
+    assert soft.psnr < 45.0
+
+
+def test_quantile_labels_split_pixels_evenly_and_bins_split_the_range() -> None:
+    nearness = np.linspace(0.0, 1.0, 1200, dtype=np.float32).reshape(30, 40) ** 3
+    counts = np.bincount(quality.quantile_labels(nearness, 4).ravel())[1:]
+    assert counts.tolist() == [300, 300, 300, 300]
+    uniform = quality.uniform_labels(nearness, 4)
+    assert uniform.min() == 1
+    assert uniform.max() == 4
+    assert np.bincount(uniform.ravel())[1] > 600  # cubed: most pixels are far
+
+
+def test_summary_groups_rows_by_method_and_depth() -> None:
+    rows = quality.scene_scores(2, 0, methods={"bins+feather": quality.bins_feather})
+    summary = quality.summarise(rows)
+    assert [(s["method"], s["depth"]) for s in summary] == [
+        ("bins+feather", "exact"),
+        ("bins+feather", "low-res"),
+    ]
+    assert summary[0]["min_iou"] == rows[0]["min_iou"]
+    assert "min IoU" in quality.table({"summary": summary})
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def fake_results() -> dict[str, Any]:
+    quality_summary = [
+        {
+            "method": m,
+            "depth": d,
+            "scenes": 2,
+            "min_iou": iou,
+            "mean_iou": iou,
+            "min_psnr_db": 50.0,
+            "mean_psnr_db": 50.0,
+            "background_opaque": True,
+            "fill_error": err,
+            "halo_error": err,
+            "parallax_holes": 0,
+            "seconds_median": 0.1,
+        }
+        for m, iou, err in (("strata", 0.99, 0.03), ("quantile+telea", 0.5, 0.05))
+        for d in ("exact", "low-res")
+    ]
+    case = {
+        "case": "12MP default",
+        "target": "",
+        "total_s": 2.5,
+        "min_s": 2.4,
+        "max_s": 2.7,
+        "stages_s": {
+            "decode": 0.5,
+            "depth": 0.1,
+            "layers": 1.0,
+            "fill": 0.4,
+            "write": 0.5,
+            "total": 2.5,
+        },
+        "peak_rss_gb": 1.2,
+    }
+    load = {"start": 1.0, "mean": 1.5, "max": 2.0, "end": 1.0}
+    return {
+        "environment": environment(),
+        "harness": {"repeats": 3},
+        "load_average": load,
+        "suites": {
+            "layers": {
+                "command": "python -m bench --suite layers",
+                "elapsed_s": 9.0,
+                "load_average": load,
+                "error": None,
+                "result": {"cases": [case]},
+            },
+            "quality": {
+                "command": "python -m bench --suite quality",
+                "elapsed_s": 9.0,
+                "load_average": load,
+                "error": None,
+                "result": {
+                    "summary": quality_summary,
+                    "scenes": [[2, 0], [3, 0]],
+                    "size": [384, 288],
+                    "methods": {"strata": "ours"},
+                },
+            },
+            "daemon": {
+                "command": "python -m bench --suite daemon",
+                "elapsed_s": 9.0,
+                "load_average": load,
+                "error": "RuntimeError: boom",
+                "result": None,
+            },
+        },
+    }
+
+
+def test_targets_compare_measured_figures_with_the_issues() -> None:
+    found = {target: met for _suite, target, _measured, met in targets(fake_results())}
+    assert found["12 MP, default max_side: job ≤ 3 s"] is True
+    assert found["12 MP, full max_side: job ≤ 8 s, peak RSS ≤ 3 GB"] is None
+    assert found["min per-layer IoU ≥ 0.98 (exact depth)"] is True
+    assert found["fill error below Telea (low-res depth)"] is True
+
+
+def test_report_writes_the_page_and_charts(tmp_path: Path) -> None:
+    docs = tmp_path / "docs" / "benchmarks.md"
+    written = write_report(fake_results(), docs=docs, source="latest.json")
+    names = sorted(p.name for p in written)
+    assert names == ["bench-layers.png", "bench-quality.png", "benchmarks.md"]
+    page = docs.read_text(encoding="utf-8")
+    assert "## Targets vs measured" in page
+    assert "![" in page
+    assert "images/bench-quality.png" in page
+    assert "**Failed:** `RuntimeError: boom`" in page
+    assert "python -m bench --report latest.json" in page
+    for image in ("bench-layers.png", "bench-quality.png"):
+        assert (docs.parent / "images" / image).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_page_says_not_measured_for_missing_suites() -> None:
+    page = render_page(fake_results(), source="x.json", images={})
+    assert "## Painterly" in page
+    assert "Not measured in this run." in page
