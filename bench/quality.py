@@ -12,6 +12,8 @@ applies unchanged. The background layer is opaque for every method.
 
 - ``strata``: ``pipeline.runner.segment`` + ``pipeline.layers.build_layers`` with the
   built-in fill, exactly as a job runs it.
+- ``strata+telea``: Strata's segmentation and layer assembly with OpenCV's Telea as the
+  fill function instead of the built-in fill: isolates the fill (the "below Telea" target).
 - ``quantile+telea``: cuts at equal-count depth quantiles, hard 0/1 masks, and OpenCV's
   Telea inpainting (``cv2.INPAINT_TELEA``, radius 5) behind nearer layers: the whole
   background, and each middle layer within the same parallax margin Strata fills.
@@ -94,6 +96,24 @@ def strata(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
     )
 
 
+def strata_telea(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
+    _cuts, labels, alphas = segment(image, depth, num_layers=count)
+    return build_layers(
+        image, labels, alphas, fill=telea_fill, margins=fill_margins(count, image.shape[1])
+    )
+
+
+def telea_fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """Telea as a :data:`pipeline.layers.FillFunction`: only ``region & ~known`` changes."""
+    painted = telea(image, known)
+    if region is None:
+        return painted
+    result = image.copy()
+    target = region & ~known
+    result[target] = painted[target]
+    return result
+
+
 def telea(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Every pixel outside ``known`` inpainted by OpenCV's Telea (on 8 bits, as it needs)."""
     u8 = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
@@ -164,11 +184,13 @@ def bins_feather(image: np.ndarray, depth: DepthEstimate, count: int) -> list[La
 
 METHODS: dict[str, Callable[[np.ndarray, DepthEstimate, int], list[Layer]]] = {
     "strata": strata,
+    "strata+telea": strata_telea,
     "quantile+telea": quantile_telea,
     "bins+feather": bins_feather,
 }
 METHOD_NOTES = {
     "strata": "segment + build_layers + built-in fill (as a job runs)",
+    "strata+telea": "Strata's segmentation and layers, Telea r=5 as the fill",
     "quantile+telea": "equal-count depth quantiles, hard masks, Telea r=5 behind nearer layers",
     "bins+feather": "uniform depth bins, Gaussian-feathered masks (σ 2 px @ 384 px), "
     "Telea r=5 under the background only, no fill in middle layers",
