@@ -93,7 +93,8 @@ def fill_hidden(
         analysis_side: longest side of the thumbnail on which offsets are searched.
         max_offsets: how many dominant offsets compete for each pixel.
         min_offset: shortest offset considered, in thumbnail pixels.
-        min_correlation: weakest (global) correlation for an offset to be used.
+        min_correlation: weakest whole-picture correlation (weighted by overlap) for an
+            offset to compete.
         fit_sigma: scale, in thumbnail pixels, over which an offset's local fit is judged.
         ring_px: width of the known ring on which copied texture is matched to the edge.
         seed: seed of the pixel sample used to refine offsets (the fill is deterministic).
