@@ -359,13 +359,18 @@ def photo() -> tuple[np.ndarray, np.ndarray]:
     return image, known
 
 
-def test_diffusion_loads_explicit_device_and_dtype(inpainter: DiffusionInpainter) -> None:
+def test_diffusion_loads_explicit_device_and_dtype(
+    inpainter: DiffusionInpainter, tiny_inpaint: Path
+) -> None:
     import torch
 
     assert inpainter.device == "cpu"
-    assert inpainter.dtype == torch.float32
-    assert inpainter.pipe.unet.dtype == torch.float32
+    # The CPU default is pipeline.models' policy (fp32, or bf16 where oneDNN has it).
+    assert inpainter.dtype in {torch.float32, torch.bfloat16}
+    assert inpainter.pipe.unet.dtype == inpainter.dtype
     assert inpainter.native == 64  # sample_size 32 x VAE scale factor 2
+    explicit = DiffusionInpainter(str(tiny_inpaint), device="cpu", dtype=torch.float32)
+    assert explicit.dtype == explicit.pipe.unet.dtype == explicit.pipe.vae.dtype == torch.float32
 
 
 def test_diffusion_keeps_known_pixels_and_is_deterministic(
