@@ -39,39 +39,47 @@ def _suite(results: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def layer_targets(result: dict[str, Any] | None) -> list[Target]:
-    cases = {c["case"]: c for c in result["cases"]} if result else {}
-    rows: list[Target] = []
-    default = cases.get("12MP default")
-    rows.append(
+    every = {c["case"]: c for c in result["cases"]} if result else {}
+    failed = {name: c["error"] for name, c in every.items() if "error" in c}
+    cases = {name: c for name, c in every.items() if name not in failed}
+
+    def absent(name: str) -> tuple[str, bool | None]:
+        if name in failed:
+            return f"failed: {failed[name]}", False
+        return "not measured", None
+
+    checks: list[tuple[str, str, Any, Any]] = [
         (
-            "layers",
+            "12MP default",
             "12 MP, default max_side: job ≤ 3 s",
-            f"{default['total_s']} s" if default else "not measured",
-            default["total_s"] <= 3.0 if default else None,
-        )
-    )
-    full = cases.get("12MP full")
-    rows.append(
+            lambda c: f"{c['total_s']} s",
+            lambda c: c["total_s"] <= 3.0,
+        ),
         (
-            "layers",
+            "12MP full",
             "12 MP, full max_side: job ≤ 8 s, peak RSS ≤ 3 GB",
-            f"{full['total_s']} s, {full['peak_rss_gb']} GB" if full else "not measured",
-            (full["total_s"] <= 8.0 and full["peak_rss_gb"] <= 3.0) if full else None,
-        )
-    )
+            lambda c: f"{c['total_s']} s, {c['peak_rss_gb']} GB",
+            lambda c: c["total_s"] <= 8.0 and c["peak_rss_gb"] <= 3.0,
+        ),
+    ]
     for name, label in (("2MP model", "Small"), ("2MP model Base", "Base")):
-        case = cases.get(name)
-        rows.append(
+        checks.append(
             (
-                "layers",
+                name,
                 f"2 MP through Depth-Anything-V2-{label}: job ≤ 1.3 × bare forward",
-                f"{case['total_s']} s vs forward {case['forward_s']} s = "
-                f"{case['ratio_to_forward']}×"
-                if case
-                else "not measured",
-                case["ratio_to_forward"] <= 1.3 if case else None,
+                lambda c: (
+                    f"{c['total_s']} s vs forward {c['forward_s']} s = {c['ratio_to_forward']}×"
+                ),
+                lambda c: c["ratio_to_forward"] <= 1.3,
             )
         )
+    rows: list[Target] = []
+    for name, target, measured, met in checks:
+        case = cases.get(name)
+        if case is None:
+            rows.append(("layers", target, *absent(name)))
+        else:
+            rows.append(("layers", target, measured(case), bool(met(case))))
     return rows
 
 
@@ -238,7 +246,7 @@ def layers_chart(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cases = result["cases"]
+    cases = [c for c in result["cases"] if "error" not in c]
     stages = [s for s in STAGE_ORDER if any(s in c["stages_s"] for c in cases)]
     stages += sorted({k for c in cases for k in c["stages_s"]} - {*stages, "total"})
     figure, axis = plt.subplots(figsize=(10, 0.6 * len(cases) + 1.6))
@@ -269,8 +277,11 @@ def layers_chart(result: dict[str, Any], path: Path) -> Path:
 
 
 def _section_layers(result: dict[str, Any]) -> str:
-    rows = []
+    rows: list[list[object]] = []
     for c in result["cases"]:
+        if "error" in c:
+            rows.append([c["case"], "**failed**", "", "", "", "", f"`{c['error']}`"])
+            continue
         stages = ", ".join(f"{k} {v}" for k, v in c["stages_s"].items() if k != "total")
         rows.append(
             [
