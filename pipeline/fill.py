@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from pipeline.models import load_pretrained
+from pipeline.models import diffusion_dtype, load_pretrained
 
 if TYPE_CHECKING:
     import torch
@@ -777,10 +777,9 @@ class _Points:
 
 
 def _default_dtype(device: str) -> torch.dtype:
-    """fp16 where the accelerator has fast half precision (CUDA, MPS); fp32 on a CPU."""
-    import torch
-
-    return torch.float16 if device.split(":", maxsplit=1)[0] in {"cuda", "mps"} else torch.float32
+    """See :func:`pipeline.models.diffusion_dtype`."""
+    dtype: torch.dtype = diffusion_dtype(device)
+    return dtype
 
 
 class DiffusionInpainter:
