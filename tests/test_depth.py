@@ -153,7 +153,7 @@ def test_missing_model_fails_fast_offline_with_a_useful_message(
     assert str(empty_hf_home / "hub") in message  # where it looked
     assert "strata models pull" in message
     assert caught.value.stage == "model"
-    assert elapsed < 2.0
+    assert elapsed < 10.0  # a hang guard: hub retries took ~25 s before the fix
     assert no_network == []
 
 

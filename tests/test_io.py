@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -355,19 +354,11 @@ def test_fit_within(size: tuple[int, int], max_side: int, expected: tuple[int, i
     assert sio.fit_within(size, max_side=max_side) == expected
 
 
-@pytest.mark.slow
-def test_12_megapixel_jpeg_decodes_to_2048_quickly(tmp_path: Path) -> None:
+def test_12_megapixel_jpeg_decodes_to_2048(tmp_path: Path) -> None:
+    """Speed is measured by `python -m bench --suite layers`, not asserted here."""
     path = tmp_path / "camera.jpg"
     Image.fromarray(pattern(4000, 3000)).save(path, quality=92)
-
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        decoded = decode(path, max_side=2048)
-        best = min(best, time.perf_counter() - start)
-
-    assert decoded.size == (2048, 1536)
-    assert best < 0.5
+    assert decode(path, max_side=2048).size == (2048, 1536)
 
 
 # ---------------------------------------------------------------------------------------
