@@ -59,7 +59,7 @@ class OutputError(StrataError):
     default_hint = "Check that the outbox folder exists, is writable and has free space."
 
 
-class JobCancelled(StrataError):
+class JobCancelledError(StrataError):
     """The job was cancelled by the user while it ran."""
 
     stage = "cancelled"

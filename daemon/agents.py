@@ -59,8 +59,7 @@ class AgentSpec:
     def current(cls, *, home: Path, config: Path | None, grace: float) -> AgentSpec:
         hf_home = Path(os.environ.get("HF_HOME") or home / ".cache" / "huggingface")
         python = Path(sys.executable)  # the venv's own path: never resolve the symlink
-        return cls(python.absolute(), home, config.resolve() if config else None, grace,
-                   hf_home)
+        return cls(python.absolute(), home, config.resolve() if config else None, grace, hf_home)
 
     @property
     def arguments(self) -> list[str]:
@@ -86,7 +85,9 @@ def launchd_plist(spec: AgentSpec, *, template: Path = LAUNCHD_TEMPLATE) -> dict
     plist["Label"] = LABEL
     plist["ProgramArguments"] = spec.arguments
     plist["EnvironmentVariables"] = {
-        **plist.get("EnvironmentVariables", {}), "PATH": spec.path, "HF_HOME": str(spec.hf_home),
+        **plist.get("EnvironmentVariables", {}),
+        "PATH": spec.path,
+        "HF_HOME": str(spec.hf_home),
     }
     plist["WorkingDirectory"] = str(spec.home)
     plist["ExitTimeOut"] = spec.stop_timeout
@@ -132,8 +133,11 @@ def uninstall_launchd(home: Path, run: CommandRunner = run_command) -> Path | No
 
 def systemd_unit(spec: AgentSpec, *, template: Path = SYSTEMD_TEMPLATE) -> str:
     return Template(template.read_text(encoding="utf-8")).substitute(
-        exec_start=shlex.join(spec.arguments), home=str(spec.home), path=spec.path,
-        hf_home=str(spec.hf_home), stop_timeout=spec.stop_timeout,
+        exec_start=shlex.join(spec.arguments),
+        home=str(spec.home),
+        path=spec.path,
+        hf_home=str(spec.hf_home),
+        stop_timeout=spec.stop_timeout,
     )
 
 

@@ -72,8 +72,9 @@ def print_jobs(records: list[JobRecord], out: TextIO, *, as_json: bool) -> None:
     if not records:
         out.write("no jobs\n")
         return
-    out.write(f"{'ID':<{SHORT_ID}}  {'STATUS':<10}  {'MODE':<15}  {'CREATED':<19}  "
-              f"{'SECONDS':>7}  FILE\n")
+    out.write(
+        f"{'ID':<{SHORT_ID}}  {'STATUS':<10}  {'MODE':<15}  {'CREATED':<19}  {'SECONDS':>7}  FILE\n"
+    )
     for record in records:
         out.write(_row(record) + "\n")
 
@@ -81,13 +82,20 @@ def print_jobs(records: list[JobRecord], out: TextIO, *, as_json: bool) -> None:
 def _row(record: JobRecord) -> str:
     seconds = f"{record.processing_time:.1f}" if record.processing_time is not None else "-"
     created = record.created_at[:19].replace("T", " ")
-    return (f"{record.id[:SHORT_ID]:<{SHORT_ID}}  {record.status.value:<10}  {record.mode:<15}  "
-            f"{created:<19}  {seconds:>7}  {record.input_filename}")
+    return (
+        f"{record.id[:SHORT_ID]:<{SHORT_ID}}  {record.status.value:<10}  {record.mode:<15}  "
+        f"{created:<19}  {seconds:>7}  {record.input_filename}"
+    )
 
 
 def follow(
-    ledger: Ledger, out: TextIO, *, since: int, status: JobStatus | None = None,
-    as_json: bool = False, keep_going: Callable[[], bool] = lambda: True,
+    ledger: Ledger,
+    out: TextIO,
+    *,
+    since: int,
+    status: JobStatus | None = None,
+    as_json: bool = False,
+    keep_going: Callable[[], bool] = lambda: True,
     poll_seconds: float = FOLLOW_POLL_SECONDS,
 ) -> None:
     """Print each job change after ``since`` as it happens (one line or one JSON object)."""
@@ -106,8 +114,10 @@ def _change(record: JobRecord, as_json: bool) -> str:
         return json.dumps(record.public())
     stamp = record.updated_at[11:19]
     detail = f"  {record.error_message}" if record.error_message else ""
-    return f"{stamp}  {record.id[:SHORT_ID]}  {record.status.value:<10}  " \
-           f"{record.input_filename}{detail}"
+    return (
+        f"{stamp}  {record.id[:SHORT_ID]}  {record.status.value:<10}  "
+        f"{record.input_filename}{detail}"
+    )
 
 
 # --- strata show ---------------------------------------------------------------------------
@@ -126,14 +136,21 @@ def handle_show(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 def describe(record: JobRecord) -> str:
     lines = [
-        ("id", record.id), ("status", record.status.value), ("mode", record.mode),
-        ("input", record.input_path), ("sha256", record.input_sha256),
-        ("priority", str(record.priority)), ("output", record.output_dir),
-        ("created", record.created_at), ("started", record.started_at),
+        ("id", record.id),
+        ("status", record.status.value),
+        ("mode", record.mode),
+        ("input", record.input_path),
+        ("sha256", record.input_sha256),
+        ("priority", str(record.priority)),
+        ("output", record.output_dir),
+        ("created", record.created_at),
+        ("started", record.started_at),
         ("completed", record.completed_at),
         ("seconds", f"{record.processing_time:.2f}" if record.processing_time else None),
-        ("attempts", str(record.attempts)), ("duplicate of", record.duplicate_of),
-        ("error", record.error_message), ("hint", record.error_hint),
+        ("attempts", str(record.attempts)),
+        ("duplicate of", record.duplicate_of),
+        ("error", record.error_message),
+        ("hint", record.error_hint),
         ("stage", record.error_stage),
     ]
     text = "".join(f"{name + ':':<14}{value}\n" for name, value in lines if value)

@@ -78,8 +78,10 @@ def describe(report: health.HealthReport) -> str:
     lines.append(f"queue depth:  {report.queue_depth} pending, {report.processing} running")
     watched: list[str] = []
     for role, beat in sorted(report.beats.items()):
-        lines.append(f"{role + ':':<14}pid {beat['pid']}, heartbeat "
-                     f"{beat['heartbeat_age_seconds']:.1f} s ago")
+        lines.append(
+            f"{role + ':':<14}pid {beat['pid']}, heartbeat "
+            f"{beat['heartbeat_age_seconds']:.1f} s ago"
+        )
         if role == "worker":
             lines.append(f"consumer:     {'alive' if beat.get('consumer_alive') else 'dead'}")
         watched += [folder for folder in beat.get("watched") or [] if folder not in watched]

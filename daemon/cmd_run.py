@@ -14,13 +14,16 @@ from daemon.service import Daemon, Role
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "run", help="the daemon: watch the inbox and process photos (foreground)",
+        "run",
+        help="the daemon: watch the inbox and process photos (foreground)",
         description="Watch the inbox folders and run the single consumer. launchd or "
         "systemd supervises it; SIGTERM/SIGINT stop it gracefully.",
     )
     add_common_options(parser)
     parser.add_argument(
-        "--role", choices=[role.value for role in Role], default=Role.BOTH.value,
+        "--role",
+        choices=[role.value for role in Role],
+        default=Role.BOTH.value,
         help="both (default): watcher + consumer; watcher or worker alone",
     )
     parser.set_defaults(handler=handle)

@@ -16,8 +16,10 @@ ACTIONS = ("install", "uninstall", "print")
 
 
 def register(subparsers: Any) -> None:
-    for manager, text in (("launchd", "the user LaunchAgent (macOS)"),
-                          ("systemd", "the systemd user unit (Linux)")):
+    for manager, text in (
+        ("launchd", "the user LaunchAgent (macOS)"),
+        ("systemd", "the systemd user unit (Linux)"),
+    ):
         parser = subparsers.add_parser(manager, help=f"install, remove or show {text}")
         add_common_options(parser)
         parser.add_argument("action", choices=ACTIONS)
@@ -25,8 +27,11 @@ def register(subparsers: Any) -> None:
 
 
 def handle(
-    args: argparse.Namespace, *, home: Path | None = None,
-    run: agents.CommandRunner = agents.run_command, out: TextIO | None = None,
+    args: argparse.Namespace,
+    *,
+    home: Path | None = None,
+    run: agents.CommandRunner = agents.run_command,
+    out: TextIO | None = None,
 ) -> int:
     home = home or Path.home()
     stream = out or sys.stdout

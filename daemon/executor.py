@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from config.errors import JobCancelled, SettingsError
+from config.errors import JobCancelledError, SettingsError
 from config.loader import Resolved, resolve_job_settings
 from config.model import JobSettings, Mode, Settings
 from daemon import lifecycle
@@ -53,7 +53,10 @@ class Paths:
         except ValueError:
             batch = Path()
         return cls(
-            image, mode, inbox_root, settings.outbox_for(mode) / batch,
+            image,
+            mode,
+            inbox_root,
+            settings.outbox_for(mode) / batch,
             settings.failed_dir / batch,
         )
 
@@ -62,8 +65,13 @@ class JobExecutor:
     """The consumer's task body. One job at a time; ``abort`` stops the running one."""
 
     def __init__(
-        self, settings: Resolved[Settings], ledger: Ledger, worker: JobRunner, *,
-        requeue: Requeue, notify: Notifier,
+        self,
+        settings: Resolved[Settings],
+        ledger: Ledger,
+        worker: JobRunner,
+        *,
+        requeue: Requeue,
+        notify: Notifier,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -100,9 +108,7 @@ class JobExecutor:
             self._input_gone(job, paths)
             return
         try:
-            resolved = resolve_job_settings(
-                self.settings, paths.image, inbox_root=paths.inbox_root
-            )
+            resolved = resolve_job_settings(self.settings, paths.image, inbox_root=paths.inbox_root)
         except SettingsError as error:
             self._end_failed(job, paths, Failed(error.reason, error.hint, error.stage), None)
             return
@@ -129,9 +135,14 @@ class JobExecutor:
 
     def _pipeline_job(self, job: JobRecord, paths: Paths, resolved: Resolved[JobSettings]) -> Job:
         return Job(
-            job_id=job.id, mode=paths.mode, input_path=paths.image,
-            output_root=paths.output_root, settings=resolved.value, created_at=job.created_at,
-            models=self.settings.value.models, limits=self.settings.value.watch,
+            job_id=job.id,
+            mode=paths.mode,
+            input_path=paths.image,
+            output_root=paths.output_root,
+            settings=resolved.value,
+            created_at=job.created_at,
+            models=self.settings.value.models,
+            limits=self.settings.value.watch,
             settings_origins=dict(resolved.origins),
         )
 
@@ -171,8 +182,9 @@ class JobExecutor:
             self._end_succeeded(job, paths, outcome, settings, None)
         elif isinstance(outcome, Stopped) and outcome.why == "shutdown":
             self.ledger.requeue(job.id, interrupted=True)
-            logger.warning("job {} interrupted by shutdown; it runs again at the next start",
-                           job.id)
+            logger.warning(
+                "job {} interrupted by shutdown; it runs again at the next start", job.id
+            )
         elif isinstance(outcome, Stopped):
             self._end_cancelled(job, paths, settings)
         elif outcome.transient and job.attempts <= self.settings.value.queue.retries:
@@ -181,13 +193,19 @@ class JobExecutor:
             self._end_failed(job, paths, outcome, settings)
 
     def _end_succeeded(
-        self, job: JobRecord, paths: Paths, outcome: Succeeded, settings: JobSettings,
+        self,
+        job: JobRecord,
+        paths: Paths,
+        outcome: Succeeded,
+        settings: JobSettings,
         duplicate_of: str | None,
     ) -> None:
         extras = lifecycle.companions(paths.image, settings.depth_map)
         lifecycle.clear_inbox_after_success(paths.image, extras, outcome.output_dir)
         self.ledger.complete(
-            job.id, output_dir=outcome.output_dir, manifest=outcome.manifest,
+            job.id,
+            output_dir=outcome.output_dir,
+            manifest=outcome.manifest,
             duplicate_of=duplicate_of,
         )
         self.notify("Strata: layers ready", f"{paths.image.name} → {outcome.output_dir.name}")
@@ -201,15 +219,20 @@ class JobExecutor:
         self.notify("Strata: job failed", f"{paths.image.name}: {outcome.reason}")
 
     def _end_cancelled(self, job: JobRecord, paths: Paths, settings: JobSettings) -> None:
-        error = JobCancelled("The job was cancelled.")
+        error = JobCancelledError("The job was cancelled.")
         failure = JobFailure(error.reason, error.hint, error.stage)
         folder = self._move_to_failed(job, paths, failure, settings)
         self.ledger.mark_cancelled(job.id, output_dir=folder)
 
     def _retry(self, job: JobRecord, outcome: Failed, settings: JobSettings) -> None:
         delay = RETRY_BASE_DELAY * 2 ** (job.attempts - 1)
-        logger.warning("job {} attempt {} failed ({}); retrying in {:g} s",
-                       job.id, job.attempts, outcome.reason, delay)
+        logger.warning(
+            "job {} attempt {} failed ({}); retrying in {:g} s",
+            job.id,
+            job.attempts,
+            outcome.reason,
+            delay,
+        )
         if self.ledger.requeue(job.id, note=f"Retrying: {outcome.reason}"):
             self.requeue(job.id, settings.priority, delay)
 
@@ -230,19 +253,25 @@ class JobExecutor:
         if folder is not None and manifest is not None:
             extras = lifecycle.companions(paths.image)
             lifecycle.clear_inbox_after_success(paths.image, extras, folder)
-            self.ledger.complete(job.id, output_dir=folder, manifest=manifest,
-                                 duplicate_of=manifest.get("duplicate_of"))
+            self.ledger.complete(
+                job.id,
+                output_dir=folder,
+                manifest=manifest,
+                duplicate_of=manifest.get("duplicate_of"),
+            )
             return
         failure = JobFailure(
             f"{paths.image.name} left the inbox before it was processed.",
-            "Drop the photo into an inbox folder again to process it.", "pickup",
+            "Drop the photo into an inbox folder again to process it.",
+            "pickup",
         )
         self.ledger.fail(job.id, failure, output_dir=None)
 
     def _fail_quietly(self, job: JobRecord, error: Exception) -> None:
         failure = JobFailure(
             f"Internal error: {error!r}.",
-            "This is a bug in Strata; please report it with the log.", "daemon",
+            "This is a bug in Strata; please report it with the log.",
+            "daemon",
         )
         try:
             folder = self._move_to_failed(job, Paths.of(job, self.settings.value), failure, None)

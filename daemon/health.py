@@ -23,9 +23,12 @@ class HealthReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "healthy": self.healthy, "problems": self.problems,
-            "queue_depth": self.queue_depth, "processing": self.processing,
-            "counts": self.counts, "daemon": self.beats,
+            "healthy": self.healthy,
+            "problems": self.problems,
+            "queue_depth": self.queue_depth,
+            "processing": self.processing,
+            "counts": self.counts,
+            "daemon": self.beats,
         }
 
 
@@ -36,8 +39,11 @@ def check(ledger: Ledger, *, stale_after: float = STALE_AFTER_SECONDS) -> Health
         problems += _problems(role, beats.get(role), stale_after)
     counts = ledger.counts()
     return HealthReport(
-        healthy=not problems, problems=problems, queue_depth=counts["pending"],
-        processing=counts["processing"], counts=counts,
+        healthy=not problems,
+        problems=problems,
+        queue_depth=counts["pending"],
+        processing=counts["processing"],
+        counts=counts,
         beats={role: _describe(beat) for role, beat in beats.items()},
     )
 
@@ -69,6 +75,9 @@ def _pid_alive(pid: int) -> bool:
 
 def _describe(beat: Heartbeat) -> dict[str, Any]:
     return {
-        "pid": beat.pid, "host": beat.host, "started_at": beat.started_at,
-        "heartbeat_age_seconds": round(beat.age, 2), **beat.details,
+        "pid": beat.pid,
+        "host": beat.host,
+        "started_at": beat.started_at,
+        "heartbeat_age_seconds": round(beat.age, 2),
+        **beat.details,
     }

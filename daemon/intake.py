@@ -64,8 +64,13 @@ class Intake:
     """Feeds the settle tracker from events and rescans; turns settled photos into jobs."""
 
     def __init__(
-        self, settings: Resolved[Settings], ledger: Ledger, queue: JobQueue, *,
-        check_image: ImageCheck = opens_as_image, clock: Clock = time.monotonic,
+        self,
+        settings: Resolved[Settings],
+        ledger: Ledger,
+        queue: JobQueue,
+        *,
+        check_image: ImageCheck = opens_as_image,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.ledger = ledger

@@ -224,8 +224,13 @@ class Ledger:
             self._conn.execute("commit")
 
     def _update(
-        self, job_id: str, where: str, params: Sequence[Any], *,
-        raw: dict[str, str] | None = None, **values: Any,
+        self,
+        job_id: str,
+        where: str,
+        params: Sequence[Any],
+        *,
+        raw: dict[str, str] | None = None,
+        **values: Any,
     ) -> bool:
         """Set ``values`` (and SQL expressions ``raw``) on the job when ``where`` holds.
 
@@ -272,8 +277,17 @@ class Ledger:
                     "insert into jobs (id, status, mode, input_filename, input_path, input_key, "
                     "priority, created_at, updated_at, version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, "
                     "(select coalesce(max(version), 0) + 1 from jobs))",
-                    (job_id, JobStatus.PENDING.value, mode, input_path.name, str(input_path),
-                     input_key, priority, stamp, stamp),
+                    (
+                        job_id,
+                        JobStatus.PENDING.value,
+                        mode,
+                        input_path.name,
+                        str(input_path),
+                        input_key,
+                        priority,
+                        stamp,
+                        stamp,
+                    ),
                 )
 
         try:
@@ -297,8 +311,9 @@ class Ledger:
             return found[0]
         if not found:
             raise JobNotFoundError(f"No job has the id {prefix!r}.")
-        raise JobNotFoundError(f"More than one job id starts with {prefix!r}.",
-                               hint="Give more characters of the id.")
+        raise JobNotFoundError(
+            f"More than one job id starts with {prefix!r}.", hint="Give more characters of the id."
+        )
 
     def recent(
         self, *, status: JobStatus | None = None, limit: int | None = None, skip: int = 0
@@ -349,18 +364,25 @@ class Ledger:
     def claim(self, job_id: str) -> JobRecord | None:
         """``pending → processing`` atomically; None when someone else has it (or it's gone)."""
         claimed = self._update(
-            job_id, "status = 'pending'", (),
+            job_id,
+            "status = 'pending'",
+            (),
             raw={"attempts": "attempts + 1"},
-            status=JobStatus.PROCESSING.value, started_at=now_iso(),
+            status=JobStatus.PROCESSING.value,
+            started_at=now_iso(),
         )
         return self.get(job_id) if claimed else None
 
     def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None:
         painterly = mode == "painterly"
         self._update(
-            job_id, "1", (),
-            input_sha256=inputs.input_sha256, settings_key=inputs.settings_key,
-            settings=json.dumps(inputs.settings), priority=inputs.priority,
+            job_id,
+            "1",
+            (),
+            input_sha256=inputs.input_sha256,
+            settings_key=inputs.settings_key,
+            settings=json.dumps(inputs.settings),
+            priority=inputs.priority,
             num_layers=inputs.settings.get("num_layers"),
             painterly_style=inputs.settings.get("style") if painterly else None,
             painterly_strength=inputs.settings.get("strength") if painterly else None,
@@ -368,25 +390,42 @@ class Ledger:
         )
 
     def complete(
-        self, job_id: str, *, output_dir: Path, manifest: dict[str, Any],
+        self,
+        job_id: str,
+        *,
+        output_dir: Path,
+        manifest: dict[str, Any],
         duplicate_of: str | None = None,
     ) -> None:
         self._finish(
-            job_id, JobStatus.COMPLETED, output_dir=str(output_dir),
-            result_manifest=json.dumps(manifest), duplicate_of=duplicate_of,
-            error_message=None, error_hint=None, error_stage=None,
+            job_id,
+            JobStatus.COMPLETED,
+            output_dir=str(output_dir),
+            result_manifest=json.dumps(manifest),
+            duplicate_of=duplicate_of,
+            error_message=None,
+            error_hint=None,
+            error_stage=None,
         )
 
     def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None:
         self._finish(
-            job_id, JobStatus.FAILED, output_dir=str(output_dir) if output_dir else None,
-            error_message=failure.reason, error_hint=failure.hint, error_stage=failure.stage,
+            job_id,
+            JobStatus.FAILED,
+            output_dir=str(output_dir) if output_dir else None,
+            error_message=failure.reason,
+            error_hint=failure.hint,
+            error_stage=failure.stage,
         )
 
     def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None:
         self._finish(
-            job_id, JobStatus.CANCELLED, output_dir=str(output_dir) if output_dir else None,
-            error_message="The job was cancelled.", error_hint=None, error_stage="cancelled",
+            job_id,
+            JobStatus.CANCELLED,
+            output_dir=str(output_dir) if output_dir else None,
+            error_message="The job was cancelled.",
+            error_hint=None,
+            error_stage="cancelled",
         )
 
     def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
@@ -394,8 +433,14 @@ class Ledger:
         completed = now_iso()
         elapsed = _seconds_between(job.started_at, completed) if job else None
         self._update(
-            job_id, "1", (), status=status.value, completed_at=completed,
-            processing_time=elapsed, cancel_requested=0, **values,
+            job_id,
+            "1",
+            (),
+            status=status.value,
+            completed_at=completed,
+            processing_time=elapsed,
+            cancel_requested=0,
+            **values,
         )
 
     def requeue(self, job_id: str, *, note: str | None = None, interrupted: bool = False) -> bool:
@@ -404,9 +449,12 @@ class Ledger:
         An ``interrupted`` job (the daemon stopped under it) keeps its retries.
         """
         return self._update(
-            job_id, "status = 'processing'", (),
+            job_id,
+            "status = 'processing'",
+            (),
             raw={"attempts": "max(attempts - 1, 0)"} if interrupted else None,
-            status=JobStatus.PENDING.value, started_at=None,
+            status=JobStatus.PENDING.value,
+            started_at=None,
             error_message="Interrupted; runs again." if interrupted else note,
         )
 
@@ -417,8 +465,12 @@ class Ledger:
 
     def cancel_pending(self, job_id: str) -> bool:
         return self._update(
-            job_id, "status = 'pending'", (), status=JobStatus.CANCELLED.value,
-            completed_at=now_iso(), error_message="The job was cancelled.",
+            job_id,
+            "status = 'pending'",
+            (),
+            status=JobStatus.CANCELLED.value,
+            completed_at=now_iso(),
+            error_message="The job was cancelled.",
             error_stage="cancelled",
         )
 
@@ -433,10 +485,20 @@ class Ledger:
         """A failed or cancelled job becomes pending again with its input back in the inbox."""
         try:
             return self._update(
-                job_id, "status in ('failed', 'cancelled')", (),
-                status=JobStatus.PENDING.value, input_path=str(input_path), input_key=input_key,
-                started_at=None, completed_at=None, processing_time=None, output_dir=None,
-                error_message=None, error_hint=None, error_stage=None, attempts=0,
+                job_id,
+                "status in ('failed', 'cancelled')",
+                (),
+                status=JobStatus.PENDING.value,
+                input_path=str(input_path),
+                input_key=input_key,
+                started_at=None,
+                completed_at=None,
+                processing_time=None,
+                output_dir=None,
+                error_message=None,
+                error_hint=None,
+                error_stage=None,
+                attempts=0,
                 cancel_requested=0,
             )
         except sqlite3.IntegrityError as error:
@@ -461,8 +523,14 @@ class Ledger:
             with self._write() as conn:
                 conn.execute(
                     "insert or replace into heartbeats values (?, ?, ?, ?, ?, ?)",
-                    (role, os.getpid(), os.uname().nodename, started_at, time.time(),
-                     json.dumps(details)),
+                    (
+                        role,
+                        os.getpid(),
+                        os.uname().nodename,
+                        started_at,
+                        time.time(),
+                        json.dumps(details),
+                    ),
                 )
 
         with_backoff(run)
@@ -478,8 +546,11 @@ class Ledger:
         rows = self._query("select * from heartbeats")
         return {
             row["role"]: Heartbeat(
-                role=row["role"], pid=row["pid"], host=row["host"],
-                started_at=row["started_at"], beat_at=row["beat_at"],
+                role=row["role"],
+                pid=row["pid"],
+                host=row["host"],
+                started_at=row["started_at"],
+                beat_at=row["beat_at"],
                 details=json.loads(row["details"]),
             )
             for row in rows

@@ -40,8 +40,11 @@ class ErrorReport:
 
     def as_yaml(self) -> str:
         data = {
-            "job_id": self.job_id, "reason": self.reason, "hint": self.hint,
-            "stage": self.stage, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "job_id": self.job_id,
+            "reason": self.reason,
+            "hint": self.hint,
+            "stage": self.stage,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
@@ -148,9 +151,13 @@ def copy_duplicate(
     shutil.copy2(image, temp / f"source{image.suffix.lower()}")
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     manifest = {
-        **manifest, "job_id": job_id, "duplicate_of": duplicate_of,
+        **manifest,
+        "job_id": job_id,
+        "duplicate_of": duplicate_of,
         "source": {**manifest.get("source", {}), "filename": image.name},
-        "created_at": stamp, "completed_at": stamp, "processing_time": 0.0,
+        "created_at": stamp,
+        "completed_at": stamp,
+        "processing_time": 0.0,
     }
     (temp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     owned = folder_of_job(output_root, image.stem, job_id)

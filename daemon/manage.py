@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from config.errors import JobCancelled
+from config.errors import JobCancelledError
 from config.model import Settings
 from daemon import lifecycle
 from daemon.executor import Paths
@@ -30,8 +30,10 @@ Enqueue = Callable[[str, int], None]
 def retry(record: JobRecord, settings: Settings, ledger: Ledger, enqueue: Enqueue) -> Path:
     """Put the job's photo back in the inbox and queue the job again; returns the photo."""
     if record.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise JobStateError(f"Job {record.id} is {record.status.value}; only failed or "
-                            "cancelled jobs can be retried.")
+        raise JobStateError(
+            f"Job {record.id} is {record.status.value}; only failed or "
+            "cancelled jobs can be retried."
+        )
     folder = Path(record.output_dir) if record.output_dir else None
     original = Path(record.input_path)
     if folder is None or not (folder / original.name).is_file():
@@ -40,8 +42,9 @@ def retry(record: JobRecord, settings: Settings, ledger: Ledger, enqueue: Enqueu
             hint="Drop the photo into an inbox folder again to process it.",
         )
     if original.exists():
-        raise JobStateError(f"{original} already exists in the inbox.",
-                            hint="Move it away first, then retry.")
+        raise JobStateError(
+            f"{original} already exists in the inbox.", hint="Move it away first, then retry."
+        )
     key = input_key(original, settings.inbox)
     ledger.reset_for_retry(record.id, input_path=original, input_key=key)
     original.parent.mkdir(parents=True, exist_ok=True)
@@ -54,8 +57,12 @@ def retry(record: JobRecord, settings: Settings, ledger: Ledger, enqueue: Enqueu
 
 
 def cancel(
-    record: JobRecord, settings: Settings, ledger: Ledger, *,
-    wait_seconds: float = CANCEL_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
+    record: JobRecord,
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    wait_seconds: float = CANCEL_WAIT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> JobStatus:
     """Cancel a pending job now, or ask the daemon to stop a running one; the new status."""
     if ledger.cancel_pending(record.id):
@@ -64,8 +71,9 @@ def cancel(
     if not ledger.request_cancel(record.id):
         current = ledger.get(record.id)
         status = current.status.value if current else "gone"
-        raise JobStateError(f"Job {record.id} is {status}; only pending or running jobs can "
-                            "be cancelled.")
+        raise JobStateError(
+            f"Job {record.id} is {status}; only pending or running jobs can be cancelled."
+        )
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         current = ledger.get(record.id)
@@ -79,7 +87,7 @@ def _move_cancelled_input(record: JobRecord, settings: Settings, ledger: Ledger)
     paths = Paths.of(record, settings)
     if not paths.image.is_file():
         return
-    error = JobCancelled("The job was cancelled.")
+    error = JobCancelledError("The job was cancelled.")
     report = lifecycle.ErrorReport(record.id, error.reason, error.hint, error.stage)
     extras = lifecycle.companions(paths.image)
     folder = lifecycle.move_to_failed(paths.failed_root, paths.image, extras, report)
@@ -89,8 +97,10 @@ def _move_cancelled_input(record: JobRecord, settings: Settings, ledger: Ledger)
 def delete(record: JobRecord, settings: Settings, ledger: Ledger) -> Path | None:
     """Remove the job's record and its folder (inside the outbox only); the folder removed."""
     if record.status in (JobStatus.PENDING, JobStatus.PROCESSING):
-        raise JobStateError(f"Job {record.id} is {record.status.value}.",
-                            hint=f"Cancel it first: strata cancel {record.id[:8]}")
+        raise JobStateError(
+            f"Job {record.id} is {record.status.value}.",
+            hint=f"Cancel it first: strata cancel {record.id[:8]}",
+        )
     folder = Path(record.output_dir) if record.output_dir else None
     removed = None
     outbox = settings.outbox.resolve()

@@ -31,8 +31,11 @@ def _quoted(text: str) -> str:
 
 def _run_quietly(command: Sequence[str]) -> object:
     return subprocess.run(
-        command, check=False, timeout=NOTIFY_TIMEOUT_SECONDS,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        command,
+        check=False,
+        timeout=NOTIFY_TIMEOUT_SECONDS,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

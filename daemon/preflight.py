@@ -62,7 +62,8 @@ def _check_inbox(inbox: Path, platform: str) -> None:
         writable = False
     if not writable:
         hint = (
-            MACOS_PRIVACY_HINT.format(python=sys.executable) if platform == "darwin"
+            MACOS_PRIVACY_HINT.format(python=sys.executable)
+            if platform == "darwin"
             else f"Give your user read and write permission on {inbox} (chmod u+rwx)."
         )
         raise StartupError(f"The inbox folder {inbox} is not readable and writable.", hint=hint)

@@ -62,9 +62,15 @@ class JobQueue:
     def consumer(self, *, poll_max_delay: float = 0.25) -> Consumer:
         """One worker thread; it blocks on the supervised pipeline process, never on torch."""
         return Consumer(
-            self.huey, workers=1, worker_type="thread", periodic=False,
-            initial_delay=0.05, backoff=1.5, max_delay=poll_max_delay,
-            check_worker_health=True, health_check_interval=1.0,
+            self.huey,
+            workers=1,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=poll_max_delay,
+            check_worker_health=True,
+            health_check_interval=1.0,
         )
 
 
@@ -77,7 +83,10 @@ def make_huey(state_dir: Path, settings: QueueSettings) -> Huey:
         return _redis_huey(settings.redis_url)
     state_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(
-        name=QUEUE_NAME, filename=str(state_dir / QUEUE_FILE), results=False, utc=True,
+        name=QUEUE_NAME,
+        filename=str(state_dir / QUEUE_FILE),
+        results=False,
+        utc=True,
         timeout=10,
     )
 

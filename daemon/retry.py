@@ -27,8 +27,12 @@ def is_transient(error: BaseException) -> bool:
 
 
 def with_backoff(
-    action: Callable[[], T], *, attempts: int = 8, first_delay: float = 0.05,
-    max_delay: float = 5.0, sleep: Callable[[float], None] = time.sleep,
+    action: Callable[[], T],
+    *,
+    attempts: int = 8,
+    first_delay: float = 0.05,
+    max_delay: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run ``action``; transient errors are retried ``attempts`` times in all."""
     delay = first_delay

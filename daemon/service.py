@@ -59,8 +59,12 @@ class Daemon:
     """One `strata run` process. :meth:`run` blocks until a signal stops it."""
 
     def __init__(
-        self, settings: Resolved[Settings], *, role: Role = Role.BOTH,
-        worker: JobRunner | None = None, runner_reference: str = DEFAULT_RUNNER,
+        self,
+        settings: Resolved[Settings],
+        *,
+        role: Role = Role.BOTH,
+        worker: JobRunner | None = None,
+        runner_reference: str = DEFAULT_RUNNER,
     ) -> None:
         self.settings = settings
         self.role = role
@@ -104,13 +108,16 @@ class Daemon:
             self._start_worker(self.ledger, self.queue)
         if self.role.watches:
             self._start_watcher(self.ledger, self.queue)
-        logger.info("strata run ({}) started, pid {}, inbox {}", self.role.value, os.getpid(),
-                    value.inbox)
+        logger.info(
+            "strata run ({}) started, pid {}, inbox {}", self.role.value, os.getpid(), value.inbox
+        )
 
     def _start_worker(self, ledger: Ledger, queue: JobQueue) -> None:
         recover(self.settings.value, ledger)
         self.executor = JobExecutor(
-            self.settings, ledger, self.worker,
+            self.settings,
+            ledger,
+            self.worker,
             requeue=lambda job_id, priority, delay: queue.enqueue(
                 job_id, priority=priority, delay=delay
             ),
@@ -128,7 +135,9 @@ class Daemon:
         self.intake = Intake(self.settings, ledger, queue)
         roots = [self.settings.value.inbox_for(mode) for mode in Mode]
         self.watcher = InboxWatcher(
-            roots, on_file=self.intake.on_file, on_folder=self.intake.on_folder,
+            roots,
+            on_file=self.intake.on_file,
+            on_folder=self.intake.on_folder,
             polling=self.settings.value.watch.polling,
         )
         self.watcher.start()
@@ -262,4 +271,3 @@ def recover(settings: Settings, ledger: Ledger) -> None:
     for mode in Mode:
         for temp in lifecycle.remove_temp_folders(settings.outbox_for(mode)):
             logger.info("removed the unfinished folder {}", temp)
-

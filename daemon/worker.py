@@ -63,7 +63,11 @@ class JobRunner(Protocol):
     """What the executor needs from a pipeline worker (a fake in unit tests)."""
 
     def run(
-        self, job: Job, *, timeout: float, should_stop: StopCheck,
+        self,
+        job: Job,
+        *,
+        timeout: float,
+        should_stop: StopCheck,
         progress: ProgressSink | None = None,
     ) -> Outcome: ...
 
@@ -100,8 +104,10 @@ class PipelineWorker:
         self._discard()
         parent_conn, child_conn = self._context.Pipe()
         process = self._context.Process(
-            target=serve, args=(child_conn, self.runner_reference, self.log_level),
-            name="strata-pipeline", daemon=True,
+            target=serve,
+            args=(child_conn, self.runner_reference, self.log_level),
+            name="strata-pipeline",
+            daemon=True,
         )
         process.start()
         child_conn.close()
@@ -109,7 +115,11 @@ class PipelineWorker:
         logger.debug("pipeline process {} started", process.pid)
 
     def run(
-        self, job: Job, *, timeout: float, should_stop: StopCheck,
+        self,
+        job: Job,
+        *,
+        timeout: float,
+        should_stop: StopCheck,
         progress: ProgressSink | None = None,
     ) -> Outcome:
         self.start()
@@ -130,7 +140,9 @@ class PipelineWorker:
                 return Failed(
                     f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
                     "Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
-                    "timeout", transient=True, error_class="TimeoutError",
+                    "timeout",
+                    transient=True,
+                    error_class="TimeoutError",
                 )
             message = self._receive(conn)
             if message is _CRASHED:
@@ -171,7 +183,9 @@ class PipelineWorker:
         return Failed(
             f"The pipeline process crashed (exit code {code}).",
             "Often a lack of memory: lower max_side, or close other apps. See the log.",
-            "worker", transient=True, error_class="WorkerCrash",
+            "worker",
+            transient=True,
+            error_class="WorkerCrash",
         )
 
     def kill(self) -> None:

@@ -62,12 +62,24 @@ def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection)
         return ("error", type(error).__name__, error.reason, error.hint, error.stage, False)
     except OSError as error:
         transient = error.errno in TRANSIENT_ERRNOS
-        return ("error", type(error).__name__, f"{error.strerror or error}.",
-                "Check free disk space and that the outbox is writable.", "write", transient)
+        return (
+            "error",
+            type(error).__name__,
+            f"{error.strerror or error}.",
+            "Check free disk space and that the outbox is writable.",
+            "write",
+            transient,
+        )
     except Exception as error:  # a bug: keep the worker alive, report it in full
         sys.stderr.write(traceback.format_exc())
-        return ("error", type(error).__name__, f"Internal error: {error!r}.",
-                "This is a bug in Strata; please report it with the log.", "pipeline", False)
+        return (
+            "error",
+            type(error).__name__,
+            f"Internal error: {error!r}.",
+            "This is a bug in Strata; please report it with the log.",
+            "pipeline",
+            False,
+        )
     return ("done", str(result.output_dir), result.manifest)
 
 

@@ -29,8 +29,14 @@ def config(tmp_path: Path) -> Path:
 
 
 def args(config: Path, **values: object) -> argparse.Namespace:
-    base: dict[str, object] = {"config": str(config), "json": False, "status": None,
-                               "limit": 50, "skip": 0, "follow": False}
+    base: dict[str, object] = {
+        "config": str(config),
+        "json": False,
+        "status": None,
+        "limit": 50,
+        "skip": 0,
+        "follow": False,
+    }
     return argparse.Namespace(**{**base, **values})
 
 
@@ -38,8 +44,9 @@ def failed_job(config: Path, name: str = "a.jpg") -> str:
     settings = load_settings(config, environ={}).value
     ledger = Ledger.in_state_dir(settings.state_dir)
     inbox_path = settings.inbox / "photo-realistic" / name
-    job = ledger.create_job(mode="photo-realistic", input_path=inbox_path,
-                            input_key=f"photo-realistic/{name}")
+    job = ledger.create_job(
+        mode="photo-realistic", input_path=inbox_path, input_key=f"photo-realistic/{name}"
+    )
     assert job is not None
     ledger.claim(job.id)
     folder = settings.failed_dir / Path(name).stem
@@ -101,8 +108,9 @@ def test_cancel_a_pending_job_moves_its_photo_to_failed(config: Path) -> None:
     ledger = Ledger.in_state_dir(settings.state_dir)
     photo = settings.inbox / "photo-realistic" / "c.jpg"
     Image.new("RGB", (4, 4)).save(photo)
-    job = ledger.create_job(mode="photo-realistic", input_path=photo,
-                            input_key="photo-realistic/c.jpg")
+    job = ledger.create_job(
+        mode="photo-realistic", input_path=photo, input_key="photo-realistic/c.jpg"
+    )
     assert job is not None
     assert cmd_manage.handle_cancel(args(config, job=job.id), out=io.StringIO()) == 0
     assert (settings.failed_dir / "c" / "c.jpg").is_file()
@@ -133,7 +141,8 @@ def test_health_is_unhealthy_without_a_daemon_and_healthy_with_fresh_beats(
 
 
 def test_launchd_install_writes_a_valid_plist_and_boots_it(
-    config: Path, tmp_path: Path,
+    config: Path,
+    tmp_path: Path,
 ) -> None:
     calls: list[list[str]] = []
     home = tmp_path / "home"
@@ -156,8 +165,12 @@ def test_launchd_install_writes_a_valid_plist_and_boots_it(
     assert {"PATH", "HF_HOME"} <= set(plist["EnvironmentVariables"])
     assert plist["StandardErrorPath"].startswith(str(home / "Library" / "Logs" / "Strata"))
     assert [c[1] for c in calls] == ["bootout", "bootstrap"]
-    cmd_service.handle(args(config, manager="launchd", action="uninstall"), home=home,
-                       run=fake_run, out=io.StringIO())
+    cmd_service.handle(
+        args(config, manager="launchd", action="uninstall"),
+        home=home,
+        run=fake_run,
+        out=io.StringIO(),
+    )
     assert not plist_path.exists()
 
 
@@ -166,13 +179,18 @@ def test_launchd_cli_with_a_fake_launchctl_on_path(config: Path, tmp_path: Path)
     bin_dir.mkdir()
     log = tmp_path / "launchctl.log"
     fake = bin_dir / "launchctl"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(home)}
     strata = Path(sys.executable).with_name("strata")
     for action in ("install", "install", "uninstall"):
-        result = subprocess.run([str(strata), "launchd", action, "--config", str(config)],
-                                env=env, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [str(strata), "launchd", action, "--config", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
     lines = log.read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["bootout", "bootstrap"] * 2 + ["bootout"]
@@ -180,8 +198,12 @@ def test_launchd_cli_with_a_fake_launchctl_on_path(config: Path, tmp_path: Path)
 
 def test_systemd_print_shows_a_user_unit(config: Path, tmp_path: Path) -> None:
     out = io.StringIO()
-    cmd_service.handle(args(config, manager="systemd", action="print"), home=tmp_path,
-                       run=lambda command: 0, out=out)
+    cmd_service.handle(
+        args(config, manager="systemd", action="print"),
+        home=tmp_path,
+        run=lambda command: 0,
+        out=out,
+    )
     text = out.getvalue()
     assert "ExecStart=" in text
     assert "Restart=always" in text

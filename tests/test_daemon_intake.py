@@ -21,14 +21,26 @@ from daemon.settle import SettleTracker
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        ("beach.jpg", Kind.IMAGE), ("BEACH.JPEG", Kind.IMAGE), ("x.heic", Kind.IMAGE),
-        ("beach.yaml", Kind.SIDECAR), ("beach.yml", Kind.SIDECAR),
+        ("beach.jpg", Kind.IMAGE),
+        ("BEACH.JPEG", Kind.IMAGE),
+        ("x.heic", Kind.IMAGE),
+        ("beach.yaml", Kind.SIDECAR),
+        ("beach.yml", Kind.SIDECAR),
         ("_defaults.yaml", Kind.FOLDER_DEFAULTS),
-        ("beach.depth.png", Kind.DEPTH_MAP), ("beach.depth.npy", Kind.DEPTH_MAP),
-        (".DS_Store", Kind.IGNORED), ("._beach.jpg", Kind.IGNORED), ("Thumbs.db", Kind.IGNORED),
-        ("desktop.ini", Kind.IGNORED), ("Icon\r", Kind.IGNORED), ("x.jpg.part", Kind.IGNORED),
-        ("x.crdownload", Kind.IGNORED), ("x.tmp", Kind.IGNORED), (".syncthing.x.jpg", Kind.IGNORED),
-        ("~$x.jpg", Kind.IGNORED), (".hidden.jpg", Kind.IGNORED), ("notes.txt", Kind.IGNORED),
+        ("beach.depth.png", Kind.DEPTH_MAP),
+        ("beach.depth.npy", Kind.DEPTH_MAP),
+        (".DS_Store", Kind.IGNORED),
+        ("._beach.jpg", Kind.IGNORED),
+        ("Thumbs.db", Kind.IGNORED),
+        ("desktop.ini", Kind.IGNORED),
+        ("Icon\r", Kind.IGNORED),
+        ("x.jpg.part", Kind.IGNORED),
+        ("x.crdownload", Kind.IGNORED),
+        ("x.tmp", Kind.IGNORED),
+        (".syncthing.x.jpg", Kind.IGNORED),
+        ("~$x.jpg", Kind.IGNORED),
+        (".hidden.jpg", Kind.IGNORED),
+        ("notes.txt", Kind.IGNORED),
         ("README.md", Kind.IGNORED),
     ],
 )
@@ -46,8 +58,10 @@ def test_owner_stem_and_nfc_keys(tmp_path: Path) -> None:
     assert owner_stem("beach.depth.png") == "beach"
     assert owner_stem("beach.yaml") == "beach"
     decomposed = "cafe\u0301.jpg"
-    assert input_key(tmp_path / "photo-realistic" / decomposed, tmp_path) == \
-        "photo-realistic/caf\u00e9.jpg"
+    assert (
+        input_key(tmp_path / "photo-realistic" / decomposed, tmp_path)
+        == "photo-realistic/caf\u00e9.jpg"
+    )
 
 
 def test_settle_waits_for_size_and_mtime_to_be_still(tmp_path: Path) -> None:
@@ -101,8 +115,9 @@ Parts = tuple[Intake, Ledger, JobQueue, Clock, Path]
 @pytest.fixture
 def intake_parts(tmp_path: Path) -> Parts:
     config = tmp_path / "config.yaml"
-    config.write_text("inbox: inbox\noutbox: outbox\nstate_dir: state\n"
-                      "watch:\n  settle_seconds: 1.0\n")
+    config.write_text(
+        "inbox: inbox\noutbox: outbox\nstate_dir: state\nwatch:\n  settle_seconds: 1.0\n"
+    )
     settings = load_settings(config, environ={})
     inbox = settings.value.inbox_for(Mode.PHOTO_REALISTIC)
     inbox.mkdir(parents=True)

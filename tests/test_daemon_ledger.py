@@ -18,16 +18,24 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def new_job(ledger: Ledger, name: str = "a.jpg", priority: int = 0) -> str:
-    job = ledger.create_job(mode="photo-realistic", input_path=Path("/in") / name,
-                            input_key=f"photo-realistic/{name}", priority=priority)
+    job = ledger.create_job(
+        mode="photo-realistic",
+        input_path=Path("/in") / name,
+        input_key=f"photo-realistic/{name}",
+        priority=priority,
+    )
     assert job is not None
     return job.id
 
 
 def test_an_input_has_at_most_one_active_job(ledger: Ledger) -> None:
     first = new_job(ledger)
-    assert ledger.create_job(mode="photo-realistic", input_path=Path("/in/a.jpg"),
-                             input_key="photo-realistic/a.jpg") is None
+    assert (
+        ledger.create_job(
+            mode="photo-realistic", input_path=Path("/in/a.jpg"), input_key="photo-realistic/a.jpg"
+        )
+        is None
+    )
     ledger.claim(first)
     ledger.complete(first, output_dir=Path("/out/a"), manifest={"job_id": first})
     assert new_job(ledger) != first  # once it ended, the same name may come again
@@ -36,8 +44,10 @@ def test_an_input_has_at_most_one_active_job(ledger: Ledger) -> None:
 def test_claim_is_exactly_once_even_when_raced(ledger: Ledger) -> None:
     job_id = new_job(ledger)
     wins: list[bool] = []
-    threads = [threading.Thread(target=lambda: wins.append(ledger.claim(job_id) is not None))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: wins.append(ledger.claim(job_id) is not None))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -63,17 +73,30 @@ def test_interrupted_jobs_go_back_to_pending_without_losing_a_retry(ledger: Ledg
 def test_failure_and_completion_record_times_and_fields(ledger: Ledger) -> None:
     job_id = new_job(ledger, "b.jpg")
     ledger.claim(job_id)
-    inputs = JobInputs("ab" * 32, "key", {"num_layers": 3, "style": "ink", "strength": 0.2,
-                                          "seed": 1}, 0)
+    inputs = JobInputs(
+        "ab" * 32, "key", {"num_layers": 3, "style": "ink", "strength": 0.2, "seed": 1}, 0
+    )
     ledger.record_inputs(job_id, "painterly", inputs)
     ledger.fail(job_id, JobFailure("Bad.", "Fix it.", "decode"), output_dir=Path("/f/b"))
     record = ledger.get(job_id)
     assert record is not None
     public = record.public()
     assert list(public)[:15] == [
-        "id", "status", "mode", "input_filename", "num_layers", "painterly_style",
-        "painterly_strength", "painterly_seed", "output_dir", "result_manifest",
-        "error_message", "created_at", "started_at", "completed_at", "processing_time",
+        "id",
+        "status",
+        "mode",
+        "input_filename",
+        "num_layers",
+        "painterly_style",
+        "painterly_strength",
+        "painterly_seed",
+        "output_dir",
+        "result_manifest",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "processing_time",
     ]
     assert public["status"] == "failed"
     assert public["painterly_style"] == "ink"

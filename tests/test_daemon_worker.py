@@ -37,8 +37,9 @@ def crash_runner(job: Job, *, cache: Any, progress: Any) -> JobResult:
 
 
 def job_for(tmp_path: Path) -> Job:
-    return Job(job_id="j", mode=Mode.PHOTO_REALISTIC, input_path=tmp_path / "a.jpg",
-               output_root=tmp_path)
+    return Job(
+        job_id="j", mode=Mode.PHOTO_REALISTIC, input_path=tmp_path / "a.jpg", output_root=tmp_path
+    )
 
 
 def no_stop() -> str | None:
@@ -91,8 +92,14 @@ class FakeWorker:
     def close(self) -> None:
         pass
 
-    def run(self, job: Job, *, timeout: float, should_stop: StopCheck,
-            progress: ProgressSink | None = None) -> Outcome:
+    def run(
+        self,
+        job: Job,
+        *,
+        timeout: float,
+        should_stop: StopCheck,
+        progress: ProgressSink | None = None,
+    ) -> Outcome:
         self.jobs.append(job)
         kind = self.outcomes.pop(0)
         if kind == "ok":
@@ -120,18 +127,24 @@ def queued_job(ledger: Ledger, inbox: Path, name: str) -> str:
     path = inbox / name
     Image.new("RGB", (8, 6), "blue").save(path)
     (inbox / f"{path.stem}.yaml").write_text("num_layers: 3\n")
-    job = ledger.create_job(mode="photo-realistic", input_path=path,
-                            input_key=f"photo-realistic/{name}")
+    job = ledger.create_job(
+        mode="photo-realistic", input_path=path, input_key=f"photo-realistic/{name}"
+    )
     assert job is not None
     return job.id
 
 
-def executor(parts: tuple[Any, Ledger, Path], worker: FakeWorker,
-             requeued: list[str]) -> JobExecutor:
+def executor(
+    parts: tuple[Any, Ledger, Path], worker: FakeWorker, requeued: list[str]
+) -> JobExecutor:
     settings, ledger, _inbox = parts
-    return JobExecutor(settings, ledger, worker,
-                       requeue=lambda job_id, priority, delay: requeued.append(job_id),
-                       notify=lambda title, message: None)
+    return JobExecutor(
+        settings,
+        ledger,
+        worker,
+        requeue=lambda job_id, priority, delay: requeued.append(job_id),
+        notify=lambda title, message: None,
+    )
 
 
 def test_success_moves_the_photo_and_sidecar_out_of_the_inbox(parts: Any) -> None:

@@ -264,7 +264,7 @@ def test_controlnet_is_conditioned_on_the_jobs_depth(
     assert len(seen) == result.info["steps_run"]
     w, h = result.info["diffusion_size"]
     expected = resize_image(photo[1], h, w)
-    tolerance = 2.0 ** -8 if seen[0].dtype == torch.bfloat16 else 1e-6  # bf16: 8-bit mantissa
+    tolerance = 2.0**-8 if seen[0].dtype == torch.bfloat16 else 1e-6  # bf16: 8-bit mantissa
     for cond in seen:
         assert cond.shape == (2, 3, h, w)  # classifier-free guidance: uncond + cond
         for channel in cond.reshape(-1, h, w):

@@ -141,7 +141,7 @@ def make_clip_tokenizer(*, merges: tuple[str, ...] = ()) -> Any:
     and one entry per merge: every text tokenizes, into short ids. ``merges`` are words to
     build merges for, so common words become one token.
     """
-    from transformers import CLIPTokenizer  # noqa: PLC0415
+    from transformers import CLIPTokenizer
 
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
     printable += range(ord("®"), ord("ÿ") + 1)
@@ -167,14 +167,14 @@ def make_clip_tokenizer(*, merges: tuple[str, ...] = ()) -> Any:
 
 def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
     """A Stable Diffusion 1.5-shaped pipeline folder (model_index.json + components)."""
-    import torch  # noqa: PLC0415
-    from diffusers import (  # noqa: PLC0415
+    import torch
+    from diffusers import (
         AutoencoderKL,
         PNDMScheduler,
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel  # noqa: PLC0415
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**_tiny_unet_config())
@@ -226,8 +226,8 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
 
 def build_tiny_controlnet(path: Path, *, seed: int = 0) -> Path:
     """A depth-ControlNet folder that fits :func:`build_tiny_sd15`'s UNet and VAE."""
-    import torch  # noqa: PLC0415
-    from diffusers import ControlNetModel  # noqa: PLC0415
+    import torch
+    from diffusers import ControlNetModel
 
     torch.manual_seed(seed)
     cfg = _tiny_unet_config()
@@ -262,11 +262,11 @@ def build_tiny_lcm_lora(path: Path, *, seed: int = 0, rank: int = 4) -> Path:
     ``latent-consistency/lcm-lora-sdv1-5`` file, which diffusers converts on load. The
     weights are random (non-zero B), so the adapter visibly changes the UNet's output.
     """
-    import torch  # noqa: PLC0415
-    from diffusers import UNet2DConditionModel  # noqa: PLC0415
-    from peft import LoraConfig  # noqa: PLC0415
-    from peft.utils import get_peft_model_state_dict  # noqa: PLC0415
-    from safetensors.torch import save_file  # noqa: PLC0415
+    import torch
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**_tiny_unet_config())
@@ -290,8 +290,8 @@ def build_tiny_lcm_lora(path: Path, *, seed: int = 0, rank: int = 4) -> Path:
 
 def build_tiny_taesd(path: Path, *, seed: int = 0) -> Path:
     """A tiny AutoencoderTiny (TAESD) folder with the tiny VAE's scale factor (2)."""
-    import torch  # noqa: PLC0415
-    from diffusers import AutoencoderTiny  # noqa: PLC0415
+    import torch
+    from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed)
     channels = (32, 32)

@@ -16,7 +16,9 @@ def daemon_env(tmp_path: Path) -> Iterator[DaemonEnv]:
     for mode in MODES:
         (tmp_path / "inbox" / mode).mkdir(parents=True)
     settings: dict[str, object] = {
-        "inbox": "inbox", "outbox": "outbox", "state_dir": "state",
+        "inbox": "inbox",
+        "outbox": "outbox",
+        "state_dir": "state",
         "watch": {"settle_seconds": SETTLE_SECONDS, "rescan_seconds": 2.0},
         "queue": {"job_timeout_seconds": 60.0, "retries": 1, "shutdown_grace_seconds": 10.0},
         "log": {"level": "INFO"},

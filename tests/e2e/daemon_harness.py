@@ -76,7 +76,9 @@ class DaemonEnv:
         with log.open("wb") as stream:
             self.process = subprocess.Popen(
                 [str(STRATA), "run", "--config", str(self.config)],
-                stdout=stream, stderr=subprocess.STDOUT, cwd=self.root,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
             )
         if wait:
             wait_for(self.healthy, timeout=30, what="the daemon to report healthy")
@@ -100,7 +102,10 @@ class DaemonEnv:
     def strata(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(STRATA), *args, "--config", str(self.config)],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     def jobs(self) -> list[JobRecord]:
@@ -112,8 +117,9 @@ class DaemonEnv:
 
     def all_done(self, count: int) -> bool:
         jobs = self.jobs()
-        return len(jobs) >= count and all(j.status not in (JobStatus.PENDING,
-                                                           JobStatus.PROCESSING) for j in jobs)
+        return len(jobs) >= count and all(
+            j.status not in (JobStatus.PENDING, JobStatus.PROCESSING) for j in jobs
+        )
 
     def inbox_files(self) -> list[Path]:
         root = self.root / "inbox"
@@ -130,8 +136,9 @@ class DaemonEnv:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,
-             poll: float = 0.1) -> None:
+def wait_for(
+    predicate: Callable[[], bool], *, timeout: float, what: str, poll: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -78,7 +78,7 @@ def test_slow_copy_becomes_one_job_after_it_ends(daemon_env: DaemonEnv) -> None:
     started = time.monotonic()
     with target.open("wb") as stream:
         for offset in range(0, len(data), 1_500_000):
-            stream.write(data[offset:offset + 1_500_000])
+            stream.write(data[offset : offset + 1_500_000])
             stream.flush()
             time.sleep(0.15)
     copy_ended = time.monotonic()
@@ -109,8 +109,13 @@ def test_temp_name_renamed_becomes_one_job_named_after_the_final_name(
 
 def test_junk_files_are_never_jobs(daemon_env: DaemonEnv) -> None:
     daemon_env.start()
-    junk = {".DS_Store": b"\0" * 10, "._x.jpg": b"\0" * 10, "Thumbs.db": b"x",
-            "notes.txt": b"hello", "beach.yaml": b"num_layers: 3\n"}
+    junk = {
+        ".DS_Store": b"\0" * 10,
+        "._x.jpg": b"\0" * 10,
+        "Thumbs.db": b"x",
+        "notes.txt": b"hello",
+        "beach.yaml": b"num_layers: 3\n",
+    }
     for name, content in junk.items():
         (daemon_env.inbox / name).write_bytes(content)
     drop(daemon_env, "real.jpg", seed=11)
@@ -135,7 +140,10 @@ def test_broken_image_and_bad_sidecar_fail_without_stopping_the_next(
     assert_exactly_once(daemon_env, ["good.jpg"], failed=("broken.jpg", "bad.jpg"))
     failed = daemon_env.outbox / "failed"
     assert sorted(p.name for p in (failed / "bad").iterdir()) == [
-        "bad.depth.png", "bad.jpg", "bad.yaml", "error.yaml",
+        "bad.depth.png",
+        "bad.jpg",
+        "bad.yaml",
+        "error.yaml",
     ]
     error = (failed / "bad" / "error.yaml").read_text()
     assert "num_layers" in error
@@ -153,8 +161,9 @@ def test_duplicate_reuses_the_earlier_result(daemon_env: DaemonEnv) -> None:
     wait_for(lambda: daemon_env.all_done(2), timeout=30, what="two.jpg")
     assert_exactly_once(daemon_env, ["one.jpg", "two.jpg"])
     jobs = {job.input_filename: job for job in daemon_env.jobs()}
-    manifest = json.loads((daemon_env.outbox / "photo-realistic" / "two" / "manifest.json")
-                          .read_text())
+    manifest = json.loads(
+        (daemon_env.outbox / "photo-realistic" / "two" / "manifest.json").read_text()
+    )
     assert manifest["duplicate_of"] == jobs["one.jpg"].id
     assert jobs["two.jpg"].duplicate_of == jobs["one.jpg"].id
 
@@ -164,8 +173,11 @@ def test_kill_9_mid_job_then_restart_completes_exactly_once(daemon_env: DaemonEn
     daemon_env.settings["defaults"] = {"max_side": 2048}
     daemon_env.start()
     drop(daemon_env, "long.jpg", seed=31, size=(2048, 1536))
-    wait_for(lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
-             timeout=30, what="the job to start")
+    wait_for(
+        lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
+        timeout=30,
+        what="the job to start",
+    )
     time.sleep(0.8)
     daemon_env.kill9()
     assert daemon_env.jobs()[0].status is JobStatus.PROCESSING
@@ -188,8 +200,11 @@ def test_sigterm_lets_the_running_job_finish(daemon_env: DaemonEnv) -> None:
     daemon_env.settings["defaults"] = {"max_side": 2048}
     daemon_env.start()
     drop(daemon_env, "term.jpg", seed=51, size=(2048, 1536))
-    wait_for(lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
-             timeout=30, what="the job to start")
+    wait_for(
+        lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
+        timeout=30,
+        what="the job to start",
+    )
     assert daemon_env.stop(signal.SIGTERM) == 0
     assert_exactly_once(daemon_env, ["term.jpg"])
 
@@ -202,8 +217,11 @@ def test_sigterm_past_the_grace_interrupts_and_the_next_start_reruns(
     daemon_env.settings["defaults"] = {"max_side": 2048}
     daemon_env.start()
     drop(daemon_env, "grace.jpg", seed=61, size=(2048, 1536))
-    wait_for(lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
-             timeout=30, what="the job to start")
+    wait_for(
+        lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
+        timeout=30,
+        what="the job to start",
+    )
     assert daemon_env.stop(signal.SIGTERM) == 0
     job = daemon_env.jobs()[0]
     assert job.status is JobStatus.PENDING
