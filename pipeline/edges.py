@@ -23,6 +23,7 @@ import math
 import cv2
 import numpy as np
 
+REMAP_COLUMNS = 1024
 PURE = 0.999
 """A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
 
@@ -224,10 +225,19 @@ def _sample(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, factor: int) 
     if factor <= 1:
         picked: np.ndarray = values[ys, xs].reshape(ys.size, -1)
         return picked
-    map_x = ((xs.astype(np.float32) + 0.5) / factor - 0.5).reshape(-1, 1)
-    map_y = ((ys.astype(np.float32) + 0.5) / factor - 0.5).reshape(-1, 1)
+    # cv2.remap takes maps under 32767 on a side: lay the points out in rows of REMAP_COLUMNS.
+    count = ys.size
+    rows = -(-count // REMAP_COLUMNS)
+    map_x = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
+    map_y = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
+    map_x[:count] = (xs + 0.5) / factor - 0.5
+    map_y[:count] = (ys + 0.5) / factor - 0.5
     sampled = cv2.remap(
-        values, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        values,
+        map_x.reshape(rows, REMAP_COLUMNS),
+        map_y.reshape(rows, REMAP_COLUMNS),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
-    result: np.ndarray = sampled.reshape(ys.size, -1)
+    result: np.ndarray = sampled.reshape(rows * REMAP_COLUMNS, -1)[:count]
     return result

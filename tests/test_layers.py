@@ -124,3 +124,19 @@ def test_no_halo_of_the_nearer_object_on_the_background() -> None:
     to_truth = np.abs(background - scene.surfaces[0][band]).mean()
     to_object = np.abs(background - scene.surfaces[1][band]).mean()
     assert to_truth < 0.5 * to_object
+
+
+def test_many_ramp_pixels_on_a_coarse_grid() -> None:
+    """A large canvas with a soft, low-resolution depth map: hundreds of thousands of ramp
+    pixels sampled from reduced statistics (cv2.remap's 32767-pixel side limit)."""
+    scene = make_scene(num_surfaces=3, seed=2, width=1600, height=1200)
+    depth = depth_estimate(scene, low_resolution=True, seed=2)
+    depth = DepthEstimate(
+        nearness=cv2.GaussianBlur(depth.nearness, (0, 0), 12),
+        native_size=(200, 150),
+        source="file",
+        model=None,
+    )
+    _cuts, labels, _alphas = segment(scene_image(scene), depth, num_layers=3)
+    truth = np.argmax(np.stack(scene.ownership), axis=0) + 1
+    assert (labels == truth).mean() > 0.97
