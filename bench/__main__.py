@@ -213,11 +213,7 @@ def run_daemon(repeats: int, smoke: bool) -> dict[str, Any]:
             warm_model=depth_model("tiny"),
             warm_size=(320, 240),
         )
-    # 320×240 photos: larger ones crash pipeline.edges on the random-weight model's depth
-    # (cv2.remap with more than 32767 ramp pixels); the model's input is 518 px either way.
-    return daemon.measure(
-        warm_jobs=max(3, repeats + 2), warm_model=depth_model("small"), warm_size=(320, 240)
-    )
+    return daemon.measure(warm_jobs=max(3, repeats + 2), warm_model=depth_model("small"))
 
 
 def daemon_table(result: dict[str, Any]) -> str:

@@ -464,7 +464,9 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str | None]] = [
 def render_page(results: dict[str, Any], *, source: str, images: dict[str, str]) -> str:
     env = results["environment"]
     v = env["versions"]
-    load = results.get("load_average", {})
+    loads = [e["load_average"] for e in results.get("suites", {}).values() if e]
+    means = [entry["mean"] for entry in loads] or ["?"]
+    peak = max((entry["max"] for entry in loads), default="?")
     lines = [
         "# Benchmarks",
         "",
@@ -479,7 +481,7 @@ def render_page(results: dict[str, Any], *, source: str, images: dict[str, str])
         "The machine is shared with other work, so every figure is a median of repeats taken "
         "while the load below was on it (1-minute load average on "
         f"{env['cores']} cores; above {env['cores']} means other processes were competing "
-        f"for the CPU): whole run mean {load.get('mean', '?')}, max {load.get('max', '?')}; "
+        f"for the CPU): suite means {min(means)}–{max(means)}, highest sample {peak}; "
         "per suite in each section. Models are real-size architectures with random weights "
         "(built locally: nothing can be downloaded here); compute time and memory do not "
         "depend on the weight values.",
