@@ -168,6 +168,9 @@ def _save_previews(folder: Path, layers: list[Layer]) -> None:
         loop=0,
         quality=80,
         method=0,
+        kmin=0,  # every frame after the first is a delta frame: half the encoding time and
+        kmax=0,  # a smaller file than libwebp's default keyframe spacing (measured at 640 px)
+        allow_mixed=False,
     )
 
 

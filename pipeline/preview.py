@@ -44,18 +44,16 @@ class Thumbnail:
 
 
 def thumbnails(layers: list[Layer], *, width: int = ANIMATION_WIDTH) -> list[Thumbnail]:
-    """The layers shrunk to ``width`` (never enlarged), premultiplied.
-
-    A layer's colour is zero wherever its alpha is zero and its alpha is one inside, so
-    the colour plane already equals colour × alpha except on the soft rims; shrinking it
-    as it is avoids a full-size multiply, and the rims average away.
-    """
+    """The layers shrunk to ``width`` (never enlarged), premultiplied before shrinking so
+    soft rims neither brighten nor darken."""
     height, canvas_width = layers[0].alpha.shape
     scale = min(1.0, width / canvas_width)
     size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
     return [
         Thumbnail(
-            premultiplied=cv2.resize(layer.rgb, size, interpolation=cv2.INTER_AREA),
+            premultiplied=cv2.resize(
+                layer.rgb * layer.alpha[..., None], size, interpolation=cv2.INTER_AREA
+            ),
             alpha=cv2.resize(layer.alpha, size, interpolation=cv2.INTER_AREA),
         )
         for layer in layers
