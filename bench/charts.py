@@ -264,7 +264,7 @@ def layers_chart(result: dict[str, Any], path: Path) -> Path:
     axis.invert_yaxis()
     axis.set_xlabel("seconds per job (median of the stage timings)")
     axis.set_xlim(0, max(*left, *(c["total_s"] for c in cases)) * 1.45)
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(fontsize=8, loc="upper right")
     axis.set_title("Photo-realistic job: time per stage", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

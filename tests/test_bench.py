@@ -289,3 +289,46 @@ def test_page_says_not_measured_for_missing_suites() -> None:
     page = render_page(fake_results(), source="x.json", images={})
     assert "## Painterly" in page
     assert "Not measured in this run." in page
+
+
+# --- failures are findings -------------------------------------------------------------------
+
+
+def test_a_failing_layers_case_is_recorded_and_the_others_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import __main__ as harness
+    from bench import layers
+
+    def fake_case(case: Any, *, repeats: int) -> dict[str, Any]:
+        if case.model:
+            raise RuntimeError(f"{case.name} failed:\ntraceback\ncv2.error: boom")
+        return {
+            "case": case.name,
+            "target": case.target,
+            "total_s": 1.0,
+            "min_s": 1.0,
+            "max_s": 1.0,
+            "stages_s": {"decode": 1.0},
+            "peak_rss_gb": 0.1,
+        }
+
+    monkeypatch.setattr(layers, "run_case", fake_case)
+    result = harness.run_layers(1, True)
+    assert [c.get("error") for c in result["cases"]] == [None, "cv2.error: boom"]
+    assert "FAILED" in harness.layers_table(result)
+    found = {t: (m, ok) for _s, t, m, ok in targets({"suites": {"layers": {"result": result}}})}
+    assert found["12 MP, default max_side: job ≤ 3 s"] == ("not measured", None)
+
+
+def test_a_failing_suite_is_recorded_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import __main__ as harness
+
+    def broken(repeats: int, smoke: bool) -> dict[str, Any]:
+        raise ValueError("nothing to measure")
+
+    monkeypatch.setitem(harness.REGISTRY, "fill", harness.Suite(broken, harness.fill_table))
+    entry = harness.run_suite("fill", repeats=1, smoke=True)
+    assert entry["result"] is None
+    assert entry["error"] == "ValueError: nothing to measure"
+    assert set(entry["load_average"]) == {"start", "mean", "max", "end"}
