@@ -86,11 +86,14 @@ def _build_one(
     (none for the background)."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
     alpha = _limit_to_margin(own, region, covered, margin) if beneath else own
+    # The fill reads only pixels clear of nearer layers' rims (no halo rides along) …
     known = region & ~grow(covered, 1) & (own >= OPAQUE)
     wanted = (alpha > 0) & ~known
     rgb = fill(image, known, wanted) if wanted.any() else image.copy()
+    # … but every pixel this layer shows in full keeps the photo's colour.
+    np.copyto(rgb, image, where=(region & ~covered & (alpha >= 1.0))[..., None])
     if beneath:
-        _unmix_edge(rgb, image, alpha, beneath, ~known & ~covered & (alpha > 0) & (alpha < 1))
+        _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
     rgb *= (alpha > 0.0)[..., None]  # invisible colour: zeros keep the PNG small and fast
     return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=wanted & covered)
 
@@ -109,20 +112,47 @@ def _limit_to_margin(
 def _unmix_edge(
     rgb: np.ndarray, image: np.ndarray, alpha: np.ndarray, beneath: list[Layer], edge: np.ndarray
 ) -> None:
-    """Solve I = a·F + (1-a)·C for F on the layer's own soft edge, C being the composite
-    of the farther layers there; trust the solution in proportion to ``a`` (at tiny ``a``
-    it amplifies noise) and fall back to the fill."""
+    """Make ``I = a·F + (1 - a)·C`` hold on the layer's own soft edge.
+
+    Two colours, one equation: where ``a ≥ ½`` the layer's colour ``F`` is solved, the
+    farther layers' ``C`` being their fill; where ``a < ½`` the farther layer on top
+    beneath is given the colour that makes ``C = (I - a·F) / (1 - a)``, ``F`` being this
+    layer's fill. The divisors stay at or above ½ (noise is amplified at most 4×); where
+    that layer is itself mostly clear, a rare corner of three layers, ``F`` is solved and
+    trusted in proportion to ``a``.
+    """
     ys, xs = np.nonzero(edge)
     if ys.size == 0:
         return
-    composite = beneath[0].rgb[ys, xs]
-    for layer in beneath[1:]:
+    # composites[j]: the stack of layers 0..j at these pixels
+    composites = [beneath[0].rgb[ys, xs]]
+    top = np.zeros(ys.size, dtype=np.intp)
+    for index, layer in enumerate(beneath[1:], start=1):
         under = layer.alpha[ys, xs][:, None]
-        composite = under * layer.rgb[ys, xs] + (1.0 - under) * composite
+        composites.append(under * layer.rgb[ys, xs] + (1.0 - under) * composites[-1])
+        top[under[:, 0] > 0.0] = index
+    top_alpha = np.array(
+        [beneath[j].alpha[y, x] for j, y, x in zip(top, ys, xs, strict=True)], dtype=np.float32
+    )
     a = alpha[ys, xs][:, None]
-    solved = np.clip((image[ys, xs] - (1.0 - a) * composite) / np.maximum(a, 1e-3), 0.0, 1.0)
-    trust = np.clip((a - 0.05) / 0.25, 0.0, 1.0)
-    rgb[ys, xs] = trust * solved + (1.0 - trust) * rgb[ys, xs]
+    colour = image[ys, xs]
+    own = rgb[ys, xs]
+    push_down = (a[:, 0] < 0.5) & (top_alpha >= 0.5)
+    for index in np.unique(top[push_down]):
+        pick = push_down & (top == index)
+        wanted = (colour[pick] - a[pick] * own[pick]) / (1.0 - a[pick])
+        if index == 0:
+            solved = wanted
+        else:
+            a_top = top_alpha[pick][:, None]
+            solved = (wanted - (1.0 - a_top) * composites[index - 1][pick]) / a_top
+        beneath[index].rgb[ys[pick], xs[pick]] = np.clip(solved, 0.0, 1.0)
+    solve = ~push_down
+    composite = composites[-1][solve]
+    solved = (colour[solve] - (1.0 - a[solve]) * composite) / np.maximum(a[solve], 1e-3)
+    trust = np.clip((a[solve] - 0.05) / 0.25, 0.0, 1.0)
+    own[solve] = trust * np.clip(solved, 0.0, 1.0) + (1.0 - trust) * own[solve]
+    rgb[ys, xs] = own
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:

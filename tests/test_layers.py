@@ -15,8 +15,8 @@ from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
-from pipeline.layers import Layer, build_layers
-from pipeline.preview import fill_margins
+from pipeline.layers import Layer, build_layers, recompose
+from pipeline.preview import fill_margins, parallax_frames, thumbnails
 from pipeline.runner import segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
@@ -140,3 +140,24 @@ def test_many_ramp_pixels_on_a_coarse_grid() -> None:
     _cuts, labels, _alphas = segment(scene_image(scene), depth, num_layers=3)
     truth = np.argmax(np.stack(scene.ownership), axis=0) + 1
     assert (labels == truth).mean() > 0.97
+
+
+def test_parallax_preview_at_rest_shows_the_image() -> None:
+    """Frame 0 of the sway has no shift: it must be the photo, soft rims included (a rim
+    shrunk without premultiplying shows as a bright seam along every layer edge)."""
+    scene = make_scene(num_surfaces=4, seed=6, width=320, height=240)
+    layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=6))
+    frame = parallax_frames(thumbnails(layers))[0].astype(np.float32) / 255.0
+    assert frame.shape == (240, 320, 3)
+    off = np.abs(frame - scene_image(scene)).max(axis=2) > 3 / 255
+    assert off.mean() < 0.003  # only where three layers meet in one pixel
+
+
+def test_recomposition_is_exact_away_from_three_layer_corners() -> None:
+    for surfaces, seed in CASES:
+        scene = make_scene(num_surfaces=surfaces, seed=seed, width=320, height=240)
+        layers = quantised(layered(scene, depth_estimate(scene, low_resolution=True, seed=seed)))
+        error = np.abs(recompose(layers) - scene_image(scene)).max(axis=2)
+        assert (error > 3 / 255).mean() < 0.003, (surfaces, seed)
+        if surfaces <= 3:
+            assert error.max() < 0.02, (surfaces, seed)
