@@ -32,9 +32,9 @@ def choose_cuts(
         raise ValueError(f"num_layers must be between 2 and 16, got {num_layers}")
     if not 0.0 <= min_area < 1.0 / num_layers:
         raise ValueError(f"min_area must be in [0, 1/num_layers), got {min_area}")
-    histogram = _histogram(nearness, bins=bins)
-    cost = _cut_cost(histogram)
-    cumulative = np.concatenate([[0.0], np.cumsum(histogram)])
+    plateaus, pixels = _histograms(nearness, bins=bins)
+    cost = _cut_cost(plateaus)
+    cumulative = np.concatenate([[0.0], np.cumsum(pixels)])
     for area in (min_area, min_area / 4, 0.0):
         picked = _best_cuts(cost, cumulative, num_layers=num_layers, min_area=area, balance=balance)
         if picked is not None:
@@ -42,12 +42,15 @@ def choose_cuts(
     return np.linspace(0.0, 1.0, num_layers + 1)[1:-1]
 
 
-def _histogram(nearness: np.ndarray, *, bins: int, ramp_scale: float = 2.0) -> np.ndarray:
-    """Histogram of nearness over the depth map's plateaus.
+def _histograms(
+    nearness: np.ndarray, *, bins: int, ramp_scale: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised histograms of nearness: over the depth map's plateaus (where to cut),
+    and over all pixels (how large each layer is).
 
-    Pixels on steep ramps (the blur a model puts across every object edge) carry little
-    weight: they belong to no surface, and counting them would fill the gaps between
-    surfaces. The slope is measured in nearness per image size, so ``ramp_scale = 2``
+    On the first, pixels on steep ramps (the blur a model puts across every object edge)
+    carry little weight: they belong to no surface, and counting them would fill the gaps
+    between surfaces. The slope is measured in nearness per image size, so ``ramp_scale = 2``
     keeps a ground plane that spans the depth range over the frame, while a ramp across an
     object edge, ten or more times steeper, all but vanishes.
     """
@@ -57,9 +60,14 @@ def _histogram(nearness: np.ndarray, *, bins: int, ramp_scale: float = 2.0) -> n
     slope_y = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     slope = np.hypot(slope_x, slope_y) * size
     weight = 1.0 / (1.0 + (slope / ramp_scale) ** 2)
-    counts, _ = np.histogram(small, bins=bins, range=(0.0, 1.0), weights=weight)
-    total = counts.sum()
-    return counts / total if total else np.full(bins, 1.0 / bins)
+    plateaus, _ = np.histogram(small, bins=bins, range=(0.0, 1.0), weights=weight)
+    pixels, _ = np.histogram(small, bins=bins, range=(0.0, 1.0))
+    return _normalised(plateaus), _normalised(pixels.astype(np.float64))
+
+
+def _normalised(counts: np.ndarray) -> np.ndarray:
+    total = float(counts.sum())
+    return counts / total if total else np.full(counts.size, 1.0 / counts.size)
 
 
 def _downscale(values: np.ndarray, max_side: int) -> np.ndarray:
