@@ -208,6 +208,7 @@ class JobExecutor:
             manifest=outcome.manifest,
             duplicate_of=duplicate_of,
         )
+        lifecycle.prune_batch_folder(paths.image.parent, paths.inbox_root)
         self.notify("Strata: layers ready", f"{paths.image.name} → {outcome.output_dir.name}")
 
     def _end_failed(
@@ -216,6 +217,7 @@ class JobExecutor:
         failure = JobFailure(outcome.reason, outcome.hint, outcome.stage)
         folder = self._move_to_failed(job, paths, failure, settings)
         self.ledger.fail(job.id, failure, output_dir=folder)
+        lifecycle.prune_batch_folder(paths.image.parent, paths.inbox_root)
         self.notify("Strata: job failed", f"{paths.image.name}: {outcome.reason}")
 
     def _end_cancelled(self, job: JobRecord, paths: Paths, settings: JobSettings) -> None:
@@ -223,6 +225,7 @@ class JobExecutor:
         failure = JobFailure(error.reason, error.hint, error.stage)
         folder = self._move_to_failed(job, paths, failure, settings)
         self.ledger.mark_cancelled(job.id, output_dir=folder)
+        lifecycle.prune_batch_folder(paths.image.parent, paths.inbox_root)
 
     def _retry(self, job: JobRecord, outcome: Failed, settings: JobSettings) -> None:
         delay = RETRY_BASE_DELAY * 2 ** (job.attempts - 1)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from config.model import JobSettings, Mode, ModelSettings
-from daemon.names import DEPTH_MARK, DEPTH_SUFFIXES
+from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
 
 CHUNK = 1 << 20
 NOT_RESULT_SETTINGS = frozenset({"priority"})

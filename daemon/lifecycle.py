@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from loguru import logger
 
-from config.loader import SIDECAR_SUFFIXES
-from daemon.names import DEPTH_MARK, is_depth_map_name
+from config.loader import FOLDER_DEFAULTS_NAME, SIDECAR_SUFFIXES
+from daemon.names import IGNORED_FILE_NAMES, is_depth_map_name
 from daemon.retry import with_backoff
+from pipeline.formats import DEPTH_MARK
 
 ERROR_FILE = "error.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -115,6 +117,37 @@ def clear_inbox_after_success(image: Path, extras: Iterable[Path], job_folder: P
             path.unlink()
         else:
             move(path, target)
+
+
+def prune_batch_folder(folder: Path, inbox_root: Path) -> None:
+    """Remove a dropped batch folder once nothing of it is left but its ``_defaults.yaml``
+    and system clutter (.DS_Store…), then its parents up to the mode's inbox. Anything
+    else (a photo still waiting, a file still syncing) keeps the folder."""
+    root = inbox_root.resolve()
+    current = folder.resolve()
+    while current != root and root in current.parents:
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            return
+        if any(
+            entry.is_dir(follow_symlinks=False) or not _leftover(entry.name) for entry in entries
+        ):
+            return
+        try:
+            for entry in entries:
+                os.unlink(entry.path)
+            current.rmdir()
+        except OSError:
+            return
+        logger.info("batch folder {} is done and was removed from the inbox", current.name)
+        current = current.parent
+
+
+def _leftover(name: str) -> bool:
+    return (
+        name == FOLDER_DEFAULTS_NAME or name.lower() in IGNORED_FILE_NAMES or name.startswith("._")
+    )
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

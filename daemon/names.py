@@ -11,12 +11,9 @@ from enum import Enum
 from pathlib import Path, PurePath
 
 from config.loader import FOLDER_DEFAULTS_NAME, SIDECAR_SUFFIXES
+from pipeline.formats import DEPTH_MARK
+from pipeline.formats import SUPPORTED_SUFFIXES as IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"}
-)
-DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
-DEPTH_MARK = ".depth"
 IGNORED_FILE_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "icon\r"})
 IGNORED_FILE_PATTERNS = ("._*", "*.part", "*.crdownload", "*.tmp", ".syncthing.*", "~$*")
 IGNORED_FOLDERS = frozenset(

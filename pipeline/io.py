@@ -41,6 +41,7 @@ import io
 import struct
 import warnings
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -55,17 +56,10 @@ from loguru import logger
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from config.errors import InputError, OutputError
+from pipeline.formats import DEPTH_SUFFIXES, SUPPORTED_SUFFIXES
 
 FloatArray = npt.NDArray[np.float32]
 """A float32 array following the module's convention."""
-
-SUPPORTED_SUFFIXES: Final[frozenset[str]] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"}
-)
-"""Photo file extensions Strata takes (compare lower-cased)."""
-
-DEPTH_SUFFIXES: Final[frozenset[str]] = frozenset({".png", ".tif", ".tiff", ".npy"})
-"""Depth map extensions, as in ``<stem>.depth.png`` (compare lower-cased)."""
 
 PNG_COMPRESS_LEVEL: Final = 1
 """ISA-L deflate level (0–3) for every PNG Strata writes.
@@ -195,7 +189,7 @@ def fit_within(size: tuple[int, int], *, max_side: int) -> tuple[int, int]:
     return max(1, round(width * max_side / height)), max_side
 
 
-def _check_suffix(path: Path, allowed: frozenset[str], *, stage: str) -> None:
+def _check_suffix(path: Path, allowed: Collection[str], *, stage: str) -> None:
     suffix = path.suffix.lower()
     if suffix in allowed:
         return

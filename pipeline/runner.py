@@ -23,7 +23,8 @@ from pipeline import output
 from pipeline.cuts import choose_cuts, label_layers, remove_islands
 from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
-from pipeline.io import DEPTH_SUFFIXES, DecodedImage, decode_image, read_depth_file
+from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
+from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import Layer, build_layers
 from pipeline.manifest import utc_now
@@ -161,8 +162,8 @@ def find_depth_file(image: Path, settings: JobSettings) -> Path | None:
                 stage="depth",
             )
         return candidate
-    for suffix in sorted(DEPTH_SUFFIXES):
-        candidate = folder / f"{image.stem}.depth{suffix}"
+    for suffix in DEPTH_SUFFIXES:
+        candidate = folder / f"{image.stem}{DEPTH_MARK}{suffix}"
         if candidate.is_file():
             return candidate
     return None
