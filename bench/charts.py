@@ -410,7 +410,29 @@ def _section_painterly(result: dict[str, Any]) -> str:
         f"{measured['canvas'][1]} (diffusion at 512 px), torch threads "
         f"{measured['torch_threads']}. Peak RSS after the fast batch "
         f"{measured['fast']['peak_rss_gb']} GB, after the quality job "
-        f"{quality['peak_rss_gb']} GB.\n\n{table}"
+        f"{quality['peak_rss_gb']} GB.\n\n{table}{_detail(result.get('detail'))}"
+    )
+
+
+def _detail(detail: dict[str, Any] | None) -> str:
+    """The upscale/detail-restoration comparison (model-free), when it ran."""
+    if not detail:
+        return ""
+    rows = [
+        [name, m["identity_psnr_db"], m["painting_change"], m["painted_alignment"], m["ms"]]
+        for name, m in detail["methods"].items()
+    ]
+    width, height = detail["canvas"]
+    small_w, small_h = detail["diffusion"]
+    table = markdown_table(
+        ["way back to the canvas", "photo PSNR dB", "painting change", "edge alignment", "ms"],
+        rows,
+    )
+    return (
+        f"\n\nDetail restoration, {small_w}×{small_h} → {width}×{height} (no model; "
+        "`python -m bench.painterly --detail`): PSNR against the photo when nothing was "
+        "painted, how much of a simulated painting changes, and how well its edges sit on "
+        f"the depth boundaries.\n\n{table}"
     )
 
 
