@@ -24,6 +24,7 @@ from pipeline.cuts import choose_cuts, label_layers, remove_islands
 from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
+from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import Layer, build_layers
@@ -219,7 +220,7 @@ def _fill_function(
         device = resolve_device(job.models.device)
         inpainter = cache.get(
             ("inpaint", model_id, device),
-            lambda: fill_stage.DiffusionInpainter(model_id, device=device),
+            lambda: DiffusionInpainter(model_id, device=device),
         )
         info: dict[str, Any] = {"method": "diffusion", "model": model_id}
 

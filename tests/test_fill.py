@@ -21,7 +21,8 @@ from tiny_models import build_tiny_sd_inpaint, install_in_hub_cache
 import pipeline.fill as fill_module
 from bench.fill_vs_telea import KINDS, Scene, fill_errors, render_scene, telea
 from config.errors import ModelNotAvailableError
-from pipeline.fill import FILL_METHOD, DiffusionInpainter, fill_hidden
+from pipeline.fill import FILL_METHOD, fill_hidden
+from pipeline.inpaint import DiffusionInpainter
 
 HEIGHT, WIDTH = 384, 512
 TEXTURES = ("stripes", "checker", "pink")  # the textured backgrounds of the issue
