@@ -372,11 +372,12 @@ def _section_daemon(result: dict[str, Any]) -> str:
     if warm:
         table += (
             f"\n\nWarm vs fresh ({warm['jobs']} photos of {warm['photo_size'][0]}×"
-            f"{warm['photo_size'][1]} without depth maps, `{warm['model']}`): fresh process "
-            f"per job {warm['fresh_s']} s; one warm process {warm['warm_s']} s (its first job "
-            f"includes the imports and the model load). Counting the warm process's start-up "
-            f"spread over the batch: {warm['warm_process_s_per_job']} s per job, "
-            f"{warm['speedup_with_startup']}× faster."
+            f"{warm['photo_size'][1]} without depth maps, `{warm['model']}`; the model's input "
+            "is 518 px on the short side for any photo this size or larger), interleaved: a "
+            f"fresh process per job (spawn to exit) {warm['fresh_s']} s; the warm process "
+            f"{warm['warm_s']} s per job, after a first job of {warm['warm_first_job_s']} s "
+            "(interpreter, imports, model load). A batch of the same size including the warm "
+            f"process's start-up: {warm['speedup_with_startup']}× faster than fresh processes."
         )
     return table
 
