@@ -484,6 +484,25 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str | None]] = [
 ]
 
 
+HOW_MEASURED = """How each suite measures (N = `--repeats`):
+
+- **layers** (`bench/layers.py`): each case in its own process (its peak RSS is its own),
+  one untimed warm-up job, then N timed jobs through `pipeline.run`; median and min–max
+  of the job's wall time, the manifest's stage timings (median). Model cases time the
+  model's bare forward in the same process after each job.
+- **quality** (`bench/quality.py`): deterministic scores, so N does not apply.
+- **daemon** (`bench/daemon.py`): the real `strata run` on temporary folders: 20 pickups,
+  a storm of 50 photos against the same photos in-process, 20 s of idle CPU; then N + 2
+  photos through a fresh process per job and one warm process, interleaved.
+- **painterly** (`bench/painterly.py`, in a child process): N + 1 fast-mode jobs in one
+  process (the first includes the model load), then one default quality-mode job.
+- **depth** (`bench/depth_forward.py`): bare forward and whole estimate interleaved, N each.
+- **fill** (`bench/fill_vs_telea.py` scenes): median of N runs per scene and method.
+
+`python -m bench --smoke` (CI) runs every suite at tiny sizes with tiny models, to keep
+the harness working; its numbers are not figures."""
+
+
 def render_page(results: dict[str, Any], *, source: str, images: dict[str, str]) -> str:
     env = results["environment"]
     v = env["versions"]
@@ -512,6 +531,8 @@ def render_page(results: dict[str, Any], *, source: str, images: dict[str, str])
         "Every table comes from `python -m bench` (all suites: `python -m bench --repeats "
         f"{results.get('harness', {}).get('repeats', 3)}`); the command for each is given "
         "with it.",
+        "",
+        HOW_MEASURED,
         "",
         "## Targets vs measured",
         "",
