@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -400,6 +401,7 @@ def run_suite(name: str, *, repeats: int, smoke: bool) -> dict[str, Any]:
         "command": command_for(name, repeats=repeats, smoke=smoke),
         "repeats": repeats,
         "smoke": smoke,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     started = time.perf_counter()
     with LoadSampler() as load:
