@@ -509,14 +509,14 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str | None]] = [
 
 
 def when(results: dict[str, Any]) -> str:
-    """The run's date, or the span of dates when suites were merged from several runs."""
+    """From the first suite's start to the last's (runs merged with --merge included)."""
     dates = sorted(
         entry.get("started", results["environment"]["date"])
         for entry in results.get("suites", {}).values()
         if entry
     ) or [results["environment"]["date"]]
     first, last = dates[0].replace("T", " "), dates[-1].replace("T", " ")
-    return first if first == last else f"{first} to {last} (suites merged with --merge)"
+    return first if first == last else f"{first} to {last} (suites' start times)"
 
 
 HOW_MEASURED = """How each suite measures (N = `--repeats`):
