@@ -56,6 +56,23 @@ class DiffusionInpainter:
         pipe.to(device)
         if device.startswith("mps"):
             pipe.enable_attention_slicing()
+        self._adopt(pipe)
+
+    @classmethod
+    def sharing(cls, pipe: Any, *, model_id: str, device: str) -> DiffusionInpainter:
+        """An inpainter on the weights of an already loaded SD pipeline (the painterly
+        img2img one): ``from_pipe`` shares its UNet, VAE and text encoder, so nothing new
+        is loaded or allocated. A plain (4-channel) UNet inpaints by blending latents."""
+        from diffusers import StableDiffusionInpaintPipeline
+
+        inpainter = cls.__new__(cls)
+        inpainter.model_id = model_id
+        inpainter.device = device
+        inpainter.dtype = pipe.unet.dtype
+        inpainter._adopt(StableDiffusionInpaintPipeline.from_pipe(pipe))
+        return inpainter
+
+    def _adopt(self, pipe: Any) -> None:
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         self.native = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from threading import Lock, RLock
+from threading import RLock
 from typing import Any, TypeVar
 
 from config.errors import ModelNotAvailableError
@@ -138,7 +138,7 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._models: dict[Hashable, Any] = {}
-        self._lock = Lock()
+        self._lock = RLock()  # re-entrant: one model may be built from another cached one
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
         with self._lock:

@@ -210,6 +210,23 @@ def _alignment(stylized: np.ndarray, labels: np.ndarray) -> float:
     return round(float(alignment_score(stylized, boundaries)), 4)
 
 
+def _diffusion_inpainter(job: Job, cache: ModelCache, model_id: str) -> DiffusionInpainter:
+    """``models.inpaint`` loaded once per worker; when it names the img2img model, the
+    painterly pipeline's UNet, VAE and text encoder are shared instead of loaded twice."""
+    device = resolve_device(job.models.device)
+    if model_id == job.models.img2img:
+        from pipeline.stylize import get_img2img_pipeline
+
+        def share() -> DiffusionInpainter:
+            pipe = get_img2img_pipeline(cache, job.models, device)
+            return DiffusionInpainter.sharing(pipe, model_id=model_id, device=device)
+
+        return cache.get(("inpaint-shared", model_id, device), share)
+    return cache.get(
+        ("inpaint", model_id, device), lambda: DiffusionInpainter(model_id, device=device)
+    )
+
+
 def _fill_function(
     job: Job, cache: ModelCache, timer: StageTimer
 ) -> tuple[Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray], dict[str, Any]]:
@@ -217,11 +234,7 @@ def _fill_function(
     ``models.inpaint`` is set, else the built-in weight-free fill."""
     if job.models.inpaint:
         model_id = job.models.inpaint
-        device = resolve_device(job.models.device)
-        inpainter = cache.get(
-            ("inpaint", model_id, device),
-            lambda: DiffusionInpainter(model_id, device=device),
-        )
+        inpainter = _diffusion_inpainter(job, cache, model_id)
         info: dict[str, Any] = {"method": "diffusion", "model": model_id}
 
         def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:

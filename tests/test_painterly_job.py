@@ -92,3 +92,25 @@ def test_diffusion_fill_backend_is_used_and_recorded(
     assert manifest["models"]["inpaint"]["id"] == tiny_models.inpaint
     with Image.open(job.output_root / "garden" / "Layer_1_background.png") as background:
         assert np.asarray(background)[..., 3].min() == 255
+
+
+def test_inpainting_with_the_img2img_model_shares_its_weights(
+    photo: Path, tmp_path: Path, tiny_models: ModelSettings
+) -> None:
+    from pipeline.stylize import get_img2img_pipeline
+
+    models = tiny_models.model_copy(update={"inpaint": tiny_models.img2img})
+    cache = ModelCache()
+    job = Job(
+        job_id="s1",
+        mode=Mode.PAINTERLY,
+        input_path=photo,
+        output_root=tmp_path / "out",
+        settings=JobSettings(num_layers=3, strength=0.5, steps=2),
+        models=models,
+    )
+    manifest = run(job, cache=cache).manifest
+    assert manifest["fill"] == {"method": "diffusion", "model": tiny_models.img2img}
+    inpainter = cache.get(("inpaint-shared", models.img2img, "cpu"), lambda: None)
+    assert inpainter is not None
+    assert inpainter.pipe.unet is get_img2img_pipeline(cache, models, "cpu").unet
