@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,23 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "depth-anything-v2-small-ra
 BUDGET = 1.3
 
 
-def build_real_size_model(path: Path) -> Path:
-    """Depth-Anything-V2-Small's architecture and processor config, random weights."""
+@dataclass(frozen=True)
+class DepthAnythingSize:
+    """The released architecture of one Depth-Anything-V2 size (DINOv2 ViT-x/14 + DPT)."""
+
+    hidden: int
+    heads: int
+    neck: tuple[int, int, int, int]
+    fusion: int
+
+
+SMALL = DepthAnythingSize(hidden=384, heads=6, neck=(48, 96, 192, 384), fusion=64)
+BASE = DepthAnythingSize(hidden=768, heads=12, neck=(96, 192, 384, 768), fusion=128)
+
+
+def build_real_size_model(path: Path, size: DepthAnythingSize = SMALL) -> Path:
+    """A Depth-Anything-V2 model of ``size`` with random weights and the released
+    processor config (518 short side, multiple of 14, bicubic, ImageNet mean/std)."""
     import torch
     from transformers import (
         DepthAnythingConfig,
@@ -50,9 +66,9 @@ def build_real_size_model(path: Path) -> Path:
         return path
     torch.manual_seed(0)
     backbone_args: dict[str, Any] = {  # dict: transformers' stubs hide out_indices
-        "hidden_size": 384,
+        "hidden_size": size.hidden,
         "num_hidden_layers": 12,
-        "num_attention_heads": 6,
+        "num_attention_heads": size.heads,
         "mlp_ratio": 4,
         "image_size": 518,
         "patch_size": 14,
@@ -61,14 +77,13 @@ def build_real_size_model(path: Path) -> Path:
         "reshape_hidden_states": False,
         "apply_layernorm": True,
     }
-    backbone = Dinov2Config(**backbone_args)
     config = DepthAnythingConfig(
-        backbone_config=backbone,
+        backbone_config=Dinov2Config(**backbone_args),
         patch_size=14,
-        reassemble_hidden_size=384,
+        reassemble_hidden_size=size.hidden,
         reassemble_factors=[4, 2, 1, 0.5],
-        neck_hidden_sizes=[48, 96, 192, 384],
-        fusion_hidden_size=64,
+        neck_hidden_sizes=list(size.neck),
+        fusion_hidden_size=size.fusion,
         head_hidden_size=32,
         head_in_index=-1,
         depth_estimation_type="relative",

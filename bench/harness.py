@@ -177,70 +177,14 @@ def depth_model(kind: str) -> Path:
 
         return build_real_size_model(DEPTH_SMALL)
     if kind == "base":
-        return build_depth_anything_base(DEPTH_BASE)
+        from bench.depth_forward import BASE, build_real_size_model
+
+        return build_real_size_model(DEPTH_BASE, BASE)
     if kind == "tiny":
         if not (DEPTH_TINY / "config.json").is_file():
             tiny_models().build_tiny_depth_anything(DEPTH_TINY)
         return DEPTH_TINY
     raise ValueError(f"unknown depth model {kind!r}; one of {', '.join(DEPTH_MODELS)}")
-
-
-def build_depth_anything_base(path: Path) -> Path:
-    """Depth-Anything-V2-Base's architecture and processor config, random weights.
-
-    DINOv2 ViT-B/14 (hidden 768, 12 layers, 12 heads, features from layers 3/6/9/12) and
-    the released DPT neck (reassemble 768, neck 96/192/384/768, fusion 128, head 32)."""
-    import torch
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessorPil,
-    )
-
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return path
-    torch.manual_seed(0)
-    backbone_args: dict[str, Any] = {  # dict: transformers' stubs hide out_indices
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "mlp_ratio": 4,
-        "image_size": 518,
-        "patch_size": 14,
-        "layerscale_value": 1.0,
-        "out_indices": [3, 6, 9, 12],
-        "reshape_hidden_states": False,
-        "apply_layernorm": True,
-    }
-    config = DepthAnythingConfig(
-        backbone_config=Dinov2Config(**backbone_args),
-        patch_size=14,
-        reassemble_hidden_size=768,
-        reassemble_factors=[4, 2, 1, 0.5],
-        neck_hidden_sizes=[96, 192, 384, 768],
-        fusion_hidden_size=128,
-        head_hidden_size=32,
-        head_in_index=-1,
-        depth_estimation_type="relative",
-    )
-    model = DepthAnythingForDepthEstimation(config)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    DPTImageProcessorPil(
-        do_resize=True,
-        size={"height": 518, "width": 518},
-        keep_aspect_ratio=True,
-        ensure_multiple_of=14,
-        resample=3,
-        do_rescale=True,
-        rescale_factor=1 / 255,
-        do_normalize=True,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-        do_pad=False,
-    ).save_pretrained(path)
-    return path
 
 
 def tiny_models() -> Any:

@@ -14,7 +14,7 @@ once untimed, then ``repeats`` times; the figures are the median and min–max.
   weights (built once by :mod:`bench.depth_forward`), with the model's bare forward pass
   timed in the same process, interleaved. Target: whole job ≤ 1.3 × forward.
 - ``2MP model Base``: the same through a real-size Depth-Anything-V2-Base (random weights,
-  built once by :func:`bench.harness.build_depth_anything_base`).
+  built once by :func:`bench.depth_forward.build_real_size_model`).
 """
 
 from __future__ import annotations
