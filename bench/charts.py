@@ -527,7 +527,8 @@ HOW_MEASURED = """How each suite measures (N = `--repeats`):
   model's bare forward in the same process after each job.
 - **quality** (`bench/quality.py`): deterministic scores, so N does not apply.
 - **daemon** (`bench/daemon.py`): the real `strata run` on temporary folders: 20 pickups,
-  a storm of 50 photos against the same photos in-process, 20 s of idle CPU; then N + 2
+  a storm of 50 photos (1024×768, depth maps beside them) against the same photos
+  in-process, 20 s of idle CPU; then N + 2
   photos through a fresh process per job and one warm process, interleaved.
 - **painterly** (`bench/painterly.py`, in a child process): N + 1 fast-mode jobs in one
   process (the first includes the model load), then one default quality-mode job.
