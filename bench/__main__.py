@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.depth_forward import TABLE_KEYS
 from bench.harness import (
     RESULTS,
     LoadSampler,
@@ -299,18 +300,7 @@ def run_depth(repeats: int, smoke: bool) -> dict[str, Any]:
 
 
 def depth_table(result: dict[str, Any]) -> str:
-    keys = [
-        "image",
-        "model_input",
-        "threads",
-        "load_s",
-        "forward_s",
-        "estimate_s",
-        "ratio",
-        "preprocess_fast_s",
-        "preprocess_processor_uint8_s",
-        "peak_rss_mb",
-    ]
+    keys = TABLE_KEYS
     return render_table(["figure", "value"], ([k, result[k]] for k in keys if k in result))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.depth_forward import TABLE_KEYS
 from bench.harness import markdown_table
 
 PSNR_CAP = 99.0  # bench.metrics.psnr's value for an exact match
@@ -462,18 +463,7 @@ def _detail(detail: dict[str, Any] | None) -> str:
 
 
 def _section_depth(result: dict[str, Any]) -> str:
-    keys = [
-        "image",
-        "model_input",
-        "threads",
-        "load_s",
-        "forward_s",
-        "estimate_s",
-        "ratio",
-        "preprocess_fast_s",
-        "preprocess_processor_uint8_s",
-        "peak_rss_mb",
-    ]
+    keys = TABLE_KEYS
     return markdown_table(["figure", "value"], [[k, result[k]] for k in keys if k in result])
 
 

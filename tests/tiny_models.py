@@ -165,19 +165,11 @@ def make_clip_tokenizer(*, merges: tuple[str, ...] = ()) -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merge_pairs, model_max_length=77)
 
 
-def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
-    """A Stable Diffusion 1.5-shaped pipeline folder (model_index.json + components)."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+def _tiny_vae_and_text_encoder() -> tuple[Any, Any]:
+    """The small VAE and CLIP text encoder diffusers' own tests use (random weights)."""
+    from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**_tiny_unet_config())
     vae = AutoencoderKL(
         block_out_channels=(32, 64),
         in_channels=3,
@@ -199,9 +191,14 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
             vocab_size=1000,
         )
     )
-    tokenizer = make_clip_tokenizer(merges=("oil", "painting"))
-    # The released SD1.5 scheduler config.
-    scheduler = PNDMScheduler(
+    return vae, text_encoder
+
+
+def _sd15_scheduler() -> Any:
+    """The released SD 1.5 (and SD inpainting) scheduler config."""
+    from diffusers import PNDMScheduler
+
+    return PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -210,6 +207,21 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
         steps_offset=1,
         set_alpha_to_one=False,
     )
+
+
+def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
+    """A Stable Diffusion 1.5-shaped pipeline folder (model_index.json + components)."""
+    import torch
+    from diffusers import (
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**_tiny_unet_config())
+    vae, text_encoder = _tiny_vae_and_text_encoder()
+    tokenizer = make_clip_tokenizer(merges=("oil", "painting"))
+    scheduler = _sd15_scheduler()
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -319,53 +331,21 @@ def build_tiny_sd_inpaint(path: Path, *, seed: int = 0) -> Path:
     """A ``StableDiffusionInpaintPipeline`` folder (model_index.json + components)."""
     import torch
     from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
         StableDiffusionInpaintPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         **{**_tiny_unet_config(), "in_channels": 9, "sample_size": TINY_INPAINT_NATIVE_SIDE // 2}
     )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=2,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=5,
-            pad_token_id=1,
-            vocab_size=1000,
-        )
-    )
+    vae, text_encoder = _tiny_vae_and_text_encoder()
     pipe = StableDiffusionInpaintPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=make_clip_tokenizer(merges=("background",)),
         unet=unet,
-        # The released SD inpainting scheduler config.
-        scheduler=PNDMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            num_train_timesteps=1000,
-            skip_prk_steps=True,
-            steps_offset=1,
-            set_alpha_to_one=False,
-        ),
+        scheduler=_sd15_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
