@@ -36,7 +36,7 @@ def handle_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = max(len(key) for key, _, _ in rows)
     for key, value, origin in rows:
-        shown = "null" if value is None else str(value)
+        shown = json.dumps(value) if value is None or isinstance(value, bool) else str(value)
         print(f"{key:<{width}}  {shown:<42}  # {origin}")
     return EXIT_OK
 

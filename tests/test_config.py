@@ -173,3 +173,23 @@ def test_set_without_equals_is_refused() -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_config_show_names_every_key_value_and_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from daemon.cli import main
+
+    config = write(tmp_path / "c.yaml", "watch:\n  polling: true\n")
+    monkeypatch.setenv("STRATA_DEFAULTS__NUM_LAYERS", "3")
+    assert main(["config", "show", "--config", str(config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {key for key, _ in iter_fields(Settings)}
+    assert shown["watch.polling"] == {"value": True, "source": f"{config} line 2"}
+    assert shown["defaults.num_layers"]["source"] == "environment STRATA_DEFAULTS__NUM_LAYERS"
+    assert main(["config", "show", "--config", str(config)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("watch.polling"))
+    assert "true" in line
+    assert f"# {config} line 2" in line
