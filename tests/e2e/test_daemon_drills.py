@@ -239,3 +239,53 @@ def test_refuses_to_start_with_outbox_inside_an_inbox(daemon_env: DaemonEnv) -> 
     code = daemon_env.process.wait(30)
     assert code != 0
     assert "inside the inbox" in daemon_env.log_text()
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_running_job_and_the_next_one_runs(daemon_env: DaemonEnv) -> None:
+    daemon_env.settings["defaults"] = {"max_side": 4096}
+    daemon_env.start()
+    drop(daemon_env, "long.jpg", seed=71, size=(4000, 3000))
+    wait_for(
+        lambda: any(j.status is JobStatus.PROCESSING for j in daemon_env.jobs()),
+        timeout=30,
+        what="the job to start",
+    )
+    job = daemon_env.jobs()[0]
+    assert daemon_env.strata("cancel", job.id).returncode == 0
+    wait_for(
+        lambda: daemon_env.jobs()[0].status is JobStatus.CANCELLED,
+        timeout=30,
+        what="the job to be cancelled",
+    )
+    assert (daemon_env.outbox / "failed" / "long" / "long.jpg").is_file()
+    assert daemon_env.job_folders() == []
+    drop(daemon_env, "after.jpg", seed=72)
+    wait_for(lambda: daemon_env.all_done(2), timeout=60, what="the next job")
+    statuses = {j.input_filename: j.status for j in daemon_env.jobs()}
+    assert statuses == {"long.jpg": JobStatus.CANCELLED, "after.jpg": JobStatus.COMPLETED}
+    assert daemon_env.inbox_files() == []
+    assert daemon_env.healthy()
+
+
+@pytest.mark.slow
+def test_polling_mode_picks_up_a_dropped_folder_as_a_batch(daemon_env: DaemonEnv) -> None:
+    daemon_env.settings["watch"] = {**daemon_env.settings.get("watch", {}), "polling": True}
+    daemon_env.start()
+    batch = daemon_env.root / "staging-batch" / "trip"
+    for index in range(3):
+        make_photo(batch / f"day{index}.jpg", seed=80 + index)
+    (batch / "_defaults.yaml").write_text("num_layers: 3\n")
+    shutil.move(batch, daemon_env.inbox / "trip")
+    wait_for(lambda: daemon_env.all_done(3), timeout=60, what="the batch")
+    jobs = daemon_env.jobs()
+    assert sorted(j.input_filename for j in jobs) == ["day0.jpg", "day1.jpg", "day2.jpg"]
+    assert all(j.status is JobStatus.COMPLETED and j.num_layers == 3 for j in jobs)
+    assert sorted(p.name for p in (daemon_env.outbox / "photo-realistic" / "trip").iterdir()) == [
+        "day0",
+        "day1",
+        "day2",
+    ]
+    wait_for(
+        lambda: not (daemon_env.inbox / "trip").exists(), timeout=10, what="the batch to leave"
+    )
