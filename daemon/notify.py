@@ -39,11 +39,16 @@ def _run_quietly(command: Sequence[str]) -> object:
     )
 
 
-def desktop_notifier(enabled: bool, *, run: CommandRunner = _run_quietly) -> Notifier:
+def desktop_notifier(
+    enabled: bool,
+    *,
+    run: CommandRunner = _run_quietly,
+    command_for: Callable[[str, str], list[str]] = notification_command,
+) -> Notifier:
     def notify(title: str, message: str) -> None:
         if not enabled:
             return
-        command = notification_command(title, message)
+        command = command_for(title, message)
         if not command:
             return
         try:

@@ -24,5 +24,12 @@ def test_a_failing_notifier_never_raises() -> None:
     def broken(_command: Sequence[str]) -> object:
         raise subprocess.TimeoutExpired("notify-send", 5)
 
-    notify = desktop_notifier(True, run=broken)
+    attempts: list[str] = []
+
+    def command(title: str, message: str) -> list[str]:
+        attempts.append(title)
+        return ["notify-send", title, message]
+
+    notify = desktop_notifier(True, run=broken, command_for=command)
     notify("Strata: layers ready", "beach.jpg")  # must not raise
+    assert attempts == ["Strata: layers ready"]
