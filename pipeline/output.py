@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
@@ -41,9 +41,7 @@ from pipeline.preview import (
     parallax_frames,
     thumbnails,
 )
-
-if TYPE_CHECKING:
-    from pipeline.runner import StageTimer
+from pipeline.timing import StageTimer
 
 TEMP_PREFIX = ".strata-tmp-"
 MANIFEST = "manifest.json"

@@ -8,8 +8,7 @@ a reader never sees a half-written job folder.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +26,17 @@ from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
 from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
-from pipeline.layers import Layer, build_layers
+from pipeline.layers import build_layers
 from pipeline.manifest import utc_now
 from pipeline.models import ModelCache, resolve_device
 from pipeline.preview import fill_margins
+from pipeline.timing import StageTimer
 
 MIN_ISLAND_SHARE = 0.0005
 """Connected pieces of a layer smaller than this share of the canvas merge into their
 surroundings (depth-map speckle, not objects)."""
 
-_STAGE_WEIGHTS = {"decode": 0.05, "depth": 0.35, "stylize": 0.0, "layers": 0.2, "write": 0.4}
-
 _process_cache = ModelCache()
-
-
-class StageTimer:
-    """Wall time per stage, and progress reports as stages end."""
-
-    def __init__(self, progress: ProgressCallback | None) -> None:
-        self.timings: dict[str, float] = {}
-        self._progress = progress
-        self._done = 0.0
-        self._start = time.perf_counter()
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        if self._progress:
-            self._progress(name, self._done)
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - started)
-        self._done = min(1.0, self._done + _STAGE_WEIGHTS.get(name, 0.0))
-
-    def add(self, name: str, seconds: float) -> None:
-        self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 4)
-
-    def total(self) -> float:
-        return round(time.perf_counter() - self._start, 4)
 
 
 def run(
@@ -101,6 +72,7 @@ def run(
         layers = build_layers(
             working, labels, alphas, fill=fill, margins=fill_margins(len(cuts) + 1, width)
         )
+    # The fill runs inside the layers stage but is reported on its own line.
     timer.timings["layers"] = round(timer.timings["layers"] - timer.timings.get("fill", 0.0), 4)
     if painterly is not None:
         painterly["alignment_score"] = _alignment(working, labels)
@@ -255,6 +227,3 @@ def _fill_function(
             timer.add("fill", time.perf_counter() - started)
 
     return timed, info
-
-
-__all__ = ["Layer", "find_depth_file", "run", "segment"]
