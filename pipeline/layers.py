@@ -2,11 +2,12 @@
 
 Layers are built back to front. Layer 1 (the background) is opaque and filled everywhere
 a nearer layer touches it; each middle layer is filled behind nearer layers within a
-margin as wide as the preview's parallax reaches. The pixels a layer shares with the
-composite beneath it along its own soft edge get their colour by solving the "over"
-equation ``I = a·F + (1 - a)·C`` for ``F``, with ``C`` the composite of the farther
-layers there: the colour is unmixed (no fringe of the background rides on the nearer
-layer) and recomposition reproduces the image.
+margin as wide as the preview's parallax reaches. Every pixel a layer shows in full keeps
+the photo's colour. On a layer's soft edge the "over" equation ``I = a·F + (1 - a)·C``
+is solved for whichever side it divides by at least one half: the layer's own colour
+``F`` where it is mostly opaque, the farther layer's ``C`` where it is mostly clear. The
+colours come out unmixed (no fringe of the background rides on the nearer layer, no halo
+of the object on the farther one) and recomposition reproduces the image.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ FillFunction = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 """``fill(image, known, region) -> image`` with the pixels in ``region & ~known`` invented."""
 
 OPAQUE = 0.98
+"""A layer's own pixel at least this opaque may serve as a source for its fill."""
+CLEAR = 0.02
+"""A nearer layer at most this opaque does not hide the pixel beneath it."""
 COARSE_GROW_STEP = 16
 """Grows wider than this many pixels run on a coarser grid (the exact width never matters
 there: it is a fill margin hidden behind a nearer layer)."""
-CLEAR = 0.02
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _limit_to_margin(
     """Keep the layer's alpha only on its own region and ``margin`` pixels around it."""
     if not covered.any():
         return alpha
-    extent = grow(own_region, margin) | ~grow(covered, 0)
+    extent = grow(own_region, margin) | ~covered
     limited: np.ndarray = np.where(extent, alpha, 0.0).astype(np.float32)
     return limited
 
