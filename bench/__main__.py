@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from bench.depth_forward import TABLE_KEYS
 from bench.harness import (
     RESULTS,
@@ -439,6 +441,8 @@ def run_all(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logger.remove()  # the pipeline's per-job DEBUG lines would bury the tables
+    logger.add(sys.stderr, level="WARNING")
     if args.child:
         kind, spec = args.child
         if kind != "painterly":
