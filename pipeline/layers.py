@@ -13,6 +13,7 @@ of the object on the farther one) and recomposition reproduces the image.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -25,6 +26,8 @@ OPAQUE = 0.98
 """A layer's own pixel at least this opaque may serve as a source for its fill."""
 CLEAR = 0.02
 """A nearer layer at most this opaque does not hide the pixel beneath it."""
+FILL_THREADS = 2
+"""Fills of different layers run side by side (the build machine has two cores)."""
 COARSE_GROW_STEP = 16
 """Grows wider than this many pixels run on a coarser grid (the exact width never matters
 there: it is a fill margin hidden behind a nearer layer)."""
@@ -56,49 +59,63 @@ def build_layers(
     num_layers = len(alphas) + 1
     if len(margins) != num_layers:
         raise ValueError(f"margins needs one entry per layer ({num_layers}), got {len(margins)}")
-    layers: list[Layer] = []
-    for k in range(1, num_layers + 1):
-        own = alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32)
-        nearer = alphas[k - 1] if k < num_layers else None
-        layers.append(
-            _build_one(
-                image,
-                labels == k,
-                own=own,
-                nearer=nearer,
-                beneath=layers,
-                fill=fill,
-                margin=margins[k - 1],
-            )
+    plans = [
+        _plan(
+            labels == k,
+            own=alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32),
+            nearer=alphas[k - 1] if k < num_layers else None,
+            margin=margins[k - 1] if k >= 2 else None,
         )
+        for k in range(1, num_layers + 1)
+    ]
+    # The fills are independent of each other (numpy and OpenCV release the GIL): run
+    # them side by side; the unmixing after them goes back to front, layer by layer.
+    with ThreadPoolExecutor(max_workers=FILL_THREADS) as pool:
+        colours = list(pool.map(lambda plan: _fill_plan(image, plan, fill), plans))
+    layers: list[Layer] = []
+    for plan, rgb in zip(plans, colours, strict=True):
+        layers.append(_finish(image, plan, rgb, beneath=layers))
     return layers
 
 
-def _build_one(
-    image: np.ndarray,
-    region: np.ndarray,
-    *,
-    own: np.ndarray,
-    nearer: np.ndarray | None,
-    beneath: list[Layer],
-    fill: FillFunction,
-    margin: int,
-) -> Layer:
-    """One layer: ``region`` is where it is the nearest surface, ``own`` its "this layer or
-    nearer" coverage, ``nearer`` the next layer's, ``beneath`` the farther layers, done
-    (none for the background)."""
+@dataclass(frozen=True)
+class _Plan:
+    """One layer's masks: ``region`` where it is the nearest surface, ``covered`` where a
+    nearer layer hides it, ``known`` the pixels its fill may read, ``wanted`` the pixels
+    the fill must invent."""
+
+    region: np.ndarray
+    alpha: np.ndarray
+    covered: np.ndarray
+    known: np.ndarray
+    wanted: np.ndarray
+
+
+def _plan(
+    region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int | None
+) -> _Plan:
+    """``own`` is the "this layer or nearer" coverage, ``nearer`` the next layer's;
+    ``margin`` None means the background, filled everywhere."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
-    alpha = _limit_to_margin(own, region, covered, margin) if beneath else own
-    # The fill reads only pixels clear of nearer layers' rims (no halo rides along) …
+    alpha = own if margin is None else _limit_to_margin(own, region, covered, margin)
+    # The fill reads only pixels clear of nearer layers' rims (no halo rides along).
     known = region & ~grow(covered, 1) & (own >= OPAQUE)
-    wanted = (alpha > 0) & ~known
-    rgb = fill(image, known, wanted) if wanted.any() else image.copy()
-    # … but every pixel this layer shows in full keeps the photo's colour.
-    np.copyto(rgb, image, where=(region & ~covered & (alpha >= 1.0))[..., None])
+    return _Plan(region, alpha, covered, known, (alpha > 0) & ~known)
+
+
+def _fill_plan(image: np.ndarray, plan: _Plan, fill: FillFunction) -> np.ndarray:
+    return fill(image, plan.known, plan.wanted) if plan.wanted.any() else image.copy()
+
+
+def _finish(image: np.ndarray, plan: _Plan, rgb: np.ndarray, *, beneath: list[Layer]) -> Layer:
+    """Every pixel the layer shows in full keeps the photo's colour; soft edges are
+    unmixed against the finished farther layers; invisible colour is zeroed."""
+    alpha, covered = plan.alpha, plan.covered
+    np.copyto(rgb, image, where=(plan.region & ~covered & (alpha >= 1.0))[..., None])
     if beneath:
         _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
-    rgb *= (alpha > 0.0)[..., None]  # invisible colour: zeros keep the PNG small and fast
-    return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=wanted & covered)
+    rgb *= (alpha > 0.0)[..., None]  # zeros keep the PNG small and fast
+    return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=plan.wanted & covered)
 
 
 def _limit_to_margin(

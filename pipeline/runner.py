@@ -7,9 +7,8 @@ a reader never sees a half-written job folder.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
 from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
-from pipeline.layers import build_layers
+from pipeline.layers import FillFunction, build_layers
 from pipeline.manifest import utc_now
 from pipeline.models import ModelCache, resolve_device
 from pipeline.preview import fill_margins
@@ -67,13 +66,10 @@ def run(
             working, painterly = _stylize(decoded.rgb, depth, job, cache)
     with timer.stage("layers"):
         cuts, labels, alphas = segment(working, depth, num_layers=settings.num_layers)
-        fill, fill_info = _fill_function(job, cache, timer)
-        width = working.shape[1]
-        layers = build_layers(
-            working, labels, alphas, fill=fill, margins=fill_margins(len(cuts) + 1, width)
-        )
-    # The fill runs inside the layers stage but is reported on its own line.
-    timer.timings["layers"] = round(timer.timings["layers"] - timer.timings.get("fill", 0.0), 4)
+    with timer.stage("fill"):  # filling, plus the unmixing and assembly of the layers
+        fill, fill_info = _fill_function(job, cache)
+        margins = fill_margins(len(cuts) + 1, working.shape[1])
+        layers = build_layers(working, labels, alphas, fill=fill, margins=margins)
     if painterly is not None:
         painterly["alignment_score"] = _alignment(working, labels)
     if progress:
@@ -199,31 +195,25 @@ def _diffusion_inpainter(job: Job, cache: ModelCache, model_id: str) -> Diffusio
     )
 
 
-def _fill_function(
-    job: Job, cache: ModelCache, timer: StageTimer
-) -> tuple[Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray], dict[str, Any]]:
-    """The fill backend for this job, timed under "fill": the diffusion inpainter when
-    ``models.inpaint`` is set, else the built-in weight-free fill."""
+def _fill_function(job: Job, cache: ModelCache) -> tuple[FillFunction, dict[str, Any]]:
+    """The fill backend for this job: the diffusion inpainter when ``models.inpaint`` is
+    set, else the built-in weight-free fill; and its manifest entry."""
     if job.models.inpaint:
         model_id = job.models.inpaint
         inpainter = _diffusion_inpainter(job, cache, model_id)
-        info: dict[str, Any] = {"method": "diffusion", "model": model_id}
+        lock = Lock()  # one diffusion pipeline: layers take turns
 
-        def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-            filled: np.ndarray = inpainter.fill(image, known, region=region, seed=job.settings.seed)
-            return filled
-    else:
-        info = {"method": fill_stage.FILL_METHOD}
-
-        def backend(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-            filled: np.ndarray = fill_stage.fill_hidden(image, known, region=region)
+        def diffuse(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+            with lock:
+                filled: np.ndarray = inpainter.fill(
+                    image, known, region=region, seed=job.settings.seed
+                )
             return filled
 
-    def timed(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-        started = time.perf_counter()
-        try:
-            return backend(image, known, region)
-        finally:
-            timer.add("fill", time.perf_counter() - started)
+        return diffuse, {"method": "diffusion", "model": model_id}
 
-    return timed, info
+    def built_in(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+        filled: np.ndarray = fill_stage.fill_hidden(image, known, region=region)
+        return filled
+
+    return built_in, {"method": fill_stage.FILL_METHOD}

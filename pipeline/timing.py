@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from pipeline.job import ProgressCallback
 
-_STAGE_WEIGHTS = {"decode": 0.05, "depth": 0.35, "stylize": 0.0, "layers": 0.2, "write": 0.4}
+_STAGE_WEIGHTS = {"decode": 0.05, "depth": 0.35, "stylize": 0.0, "layers": 0.1, "fill": 0.1}
 """Rough share of a job's time per stage, for the progress bar."""
 
 
