@@ -23,7 +23,7 @@ from loguru import logger
 from daemon.worker_child import serve
 from pipeline.job import Job
 
-DEFAULT_RUNNER = "pipeline:run"
+DEFAULT_RUNNER = "pipeline.runner:run"  # imported in the child, before it reports ready
 POLL_SECONDS = 0.2
 START_TIMEOUT_SECONDS = 120.0
 KILL_WAIT_SECONDS = 5.0
@@ -88,6 +88,7 @@ class PipelineWorker:
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._ready = False
 
     @property
     def alive(self) -> bool:
@@ -112,6 +113,7 @@ class PipelineWorker:
         process.start()
         child_conn.close()
         self._process, self._conn = process, parent_conn
+        self._ready = False
         logger.debug("pipeline process {} started", process.pid)
 
     def run(
@@ -125,6 +127,10 @@ class PipelineWorker:
         self.start()
         conn = self._conn
         assert conn is not None
+        failure = self._wait_until_ready(conn, should_stop)
+        if failure is not None:
+            return failure
+        # The job's time starts once the process is ready: its imports are not the job's.
         deadline = time.monotonic() + timeout
         try:
             conn.send(job)
@@ -152,6 +158,30 @@ class PipelineWorker:
             outcome = self._outcome(message, progress)
             if outcome is not None:
                 return outcome
+
+    def _wait_until_ready(self, conn: Connection, should_stop: StopCheck) -> Outcome | None:
+        """Wait for a fresh process's "ready" (its imports), up to START_TIMEOUT_SECONDS."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._ready:
+            why = should_stop()
+            if why is not None:
+                self.kill()
+                return Stopped(why)
+            if time.monotonic() >= deadline:
+                self.kill()
+                return Failed(
+                    f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
+                    "The machine may be overloaded or short of memory; see the log.",
+                    "worker",
+                    transient=True,
+                    error_class="TimeoutError",
+                )
+            message = self._receive(conn)
+            if message is _CRASHED:
+                return self._crashed()
+            if message is not None and message[0] == "ready":
+                self._ready = True
+        return None
 
     def _receive(self, conn: Connection) -> Any:
         try:

@@ -289,3 +289,27 @@ def test_polling_mode_picks_up_a_dropped_folder_as_a_batch(daemon_env: DaemonEnv
     wait_for(
         lambda: not (daemon_env.inbox / "trip").exists(), timeout=10, what="the batch to leave"
     )
+
+
+@pytest.mark.slow
+def test_a_job_past_its_timeout_fails_and_the_worker_comes_back(daemon_env: DaemonEnv) -> None:
+    daemon_env.settings["defaults"] = {"max_side": 4096}
+    daemon_env.settings["queue"] = {"job_timeout_seconds": 0.5, "retries": 0}
+    daemon_env.start()
+    drop(daemon_env, "slow.jpg", seed=91, size=(4000, 3000))
+    wait_for(lambda: daemon_env.all_done(1), timeout=60, what="the timeout")
+    job = daemon_env.jobs()[0]
+    assert job.status is JobStatus.FAILED
+    assert "job_timeout_seconds" in (job.error_message or "")
+    error = (daemon_env.outbox / "failed" / "slow" / "error.yaml").read_text()
+    assert "stage: timeout" in error
+    # A fresh pipeline process replaces the killed one; its start-up is not the job's time.
+    drop(daemon_env, "quick.jpg", seed=92)
+    wait_for(lambda: daemon_env.all_done(2), timeout=60, what="the next job")
+    quick = next(j for j in daemon_env.jobs() if j.input_filename == "quick.jpg")
+    assert quick.status is JobStatus.COMPLETED, quick.error_message
+    assert {j.input_filename: j.status for j in daemon_env.jobs()}[
+        "quick.jpg"
+    ] is JobStatus.COMPLETED
+    assert daemon_env.inbox_files() == []
+    assert daemon_env.healthy()
