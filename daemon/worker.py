@@ -127,29 +127,62 @@ class PipelineWorker:
         self.start()
         conn = self._conn
         assert conn is not None
-        failure = self._wait_until_ready(conn, should_stop)
-        if failure is not None:
-            return failure
-        # The job's time starts once the process is ready: its imports are not the job's.
-        deadline = time.monotonic() + timeout
+        started = self._listen(
+            conn,
+            deadline=time.monotonic() + START_TIMEOUT_SECONDS,
+            timed_out=Failed(
+                f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
+                "The machine may be overloaded or short of memory; see the log.",
+                "worker",
+                transient=True,
+                error_class="TimeoutError",
+            ),
+            should_stop=should_stop,
+            until_ready=True,
+        )
+        if started is not None:
+            return started
         try:
             conn.send(job)
         except (OSError, ValueError):
             return self._crashed()
-        while True:
+        # The job's time starts once the process is ready: its imports are not the job's.
+        outcome = self._listen(
+            conn,
+            deadline=time.monotonic() + timeout,
+            timed_out=Failed(
+                f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
+                "Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
+                "timeout",
+                transient=True,
+                error_class="TimeoutError",
+            ),
+            should_stop=should_stop,
+            progress=progress,
+        )
+        assert outcome is not None  # without until_ready, only an outcome ends listening
+        return outcome
+
+    def _listen(
+        self,
+        conn: Connection,
+        *,
+        deadline: float,
+        timed_out: Failed,
+        should_stop: StopCheck,
+        progress: ProgressSink | None = None,
+        until_ready: bool = False,
+    ) -> Outcome | None:
+        """Wait for the child's outcome, or only for its "ready" with ``until_ready``
+        (then None means ready). A stop request or the deadline kills the child."""
+        while not (until_ready and self._ready):
             why = should_stop()
             if why is not None:
                 self.kill()
                 return Stopped(why)
             if time.monotonic() >= deadline:
                 self.kill()
-                return Failed(
-                    f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
-                    "Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
-                    "timeout",
-                    transient=True,
-                    error_class="TimeoutError",
-                )
+                return timed_out
             message = self._receive(conn)
             if message is _CRASHED:
                 return self._crashed()
@@ -158,29 +191,6 @@ class PipelineWorker:
             outcome = self._outcome(message, progress)
             if outcome is not None:
                 return outcome
-
-    def _wait_until_ready(self, conn: Connection, should_stop: StopCheck) -> Outcome | None:
-        """Wait for a fresh process's "ready" (its imports), up to START_TIMEOUT_SECONDS."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._ready:
-            why = should_stop()
-            if why is not None:
-                self.kill()
-                return Stopped(why)
-            if time.monotonic() >= deadline:
-                self.kill()
-                return Failed(
-                    f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
-                    "The machine may be overloaded or short of memory; see the log.",
-                    "worker",
-                    transient=True,
-                    error_class="TimeoutError",
-                )
-            message = self._receive(conn)
-            if message is _CRASHED:
-                return self._crashed()
-            if message is not None and message[0] == "ready":
-                self._ready = True
         return None
 
     def _receive(self, conn: Connection) -> Any:
@@ -191,9 +201,11 @@ class PipelineWorker:
             return _CRASHED
         return None if self.alive else _CRASHED
 
-    @staticmethod
-    def _outcome(message: tuple[Any, ...], progress: ProgressSink | None) -> Outcome | None:
+    def _outcome(self, message: tuple[Any, ...], progress: ProgressSink | None) -> Outcome | None:
         kind = message[0]
+        if kind == "ready":
+            self._ready = True
+            return None
         if kind == "progress":
             if progress is not None:
                 progress(message[1], message[2])
@@ -203,7 +215,7 @@ class PipelineWorker:
         if kind == "error":
             error_class, reason, hint, stage, transient = message[1:6]
             return Failed(reason, hint, stage, transient=transient, error_class=error_class)
-        return None  # "ready" and anything unknown
+        return None  # anything unknown
 
     def _crashed(self) -> Failed:
         if self._process is not None:
