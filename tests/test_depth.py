@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,21 +38,6 @@ ONE_STEP = 1.0 / 255 / min(IMAGENET_STD)
 @pytest.fixture(scope="session")
 def tiny_depth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_depth_anything(tmp_path_factory.mktemp("models") / "tiny-depth")
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Any name lookup or connection attempt fails at once, and is recorded."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return attempts
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,19 +84,10 @@ SD15_SHARED = {
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+def network_refused(no_network: list[Any]) -> Iterator[list[Any]]:
     """Every test here runs with name lookups and connections refused, and must not try."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    yield attempts
-    assert attempts == [], f"network access attempted: {attempts}"
+    yield no_network
+    assert no_network == [], f"network access attempted: {no_network}"
 
 
 @pytest.fixture
