@@ -66,13 +66,9 @@ PNG_COMPRESS_LEVEL: Final = 1
 
 With the "Up" row filter, a 12 MP RGBA layer (4000×3000 photo) takes 0.18 s of CPU and
 19.2 MB, against 0.84 s and 20.3 MB for Pillow's encoder at zlib level 1 (levels 2 and 3
-gain under 2 % in size). Earlier, with Pillow's own encoder:
-
-Measured with Pillow on the 2-core build machine, a 2048×1536 RGBA layer of synthetic
-photo-like content (1/f spectrum, correlated channels, grain) with ~60 % transparency:
-level 0: 0.12 s / 12.6 MB, level 1: 0.26 s / 7.7 MB, level 3: 0.36 s / 7.6 MB,
-level 6: 0.87 s / 7.6 MB. Level 1 gets all but ~2 % of the size win at 30 % of the
-default's time.
+gain under 2 % in size). For comparison, Pillow's encoder on a 2048×1536 RGBA layer
+with ~60 % transparency: zlib level 1 0.26 s / 7.7 MB, level 6 (its default) 0.87 s /
+7.6 MB.
 """
 
 MAX_DEPTH_PIXELS: Final = 120_000_000
@@ -622,17 +618,24 @@ def image_from_array(
 
     A 2-D ``rgb`` gives L (LA with alpha).
     """
+    return Image.fromarray(pack_8bit(rgb, alpha))
+
+
+def pack_8bit(
+    rgb: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]] | None = None
+) -> npt.NDArray[np.uint8]:
+    """uint8 pixels from float arrays: (H, W, 3) or (H, W), alpha appended as a channel."""
     if rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] != 3):
         raise ValueError(f"expected an (H, W, 3) or (H, W) array, got shape {rgb.shape}")
     if alpha is None:
-        return Image.fromarray(to_uint8(rgb))
+        return to_uint8(rgb)
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
     channels = 1 if rgb.ndim == 2 else 3
     packed = np.empty((*alpha.shape, channels + 1), np.uint8)
     packed[:, :, :channels] = to_uint8(rgb).reshape(*alpha.shape, channels)
     packed[:, :, channels] = to_uint8(alpha)
-    return Image.fromarray(packed)
+    return packed
 
 
 def array_from_image(img: Image.Image) -> FloatArray:
@@ -662,10 +665,7 @@ def save_rgba_png(
     """8-bit RGBA PNG from (H, W, 3) colour and (H, W) straight alpha."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or alpha.shape != rgb.shape[:2]:
         raise ValueError(f"expected (H, W, 3) and (H, W) arrays, got {rgb.shape}, {alpha.shape}")
-    packed = np.empty((*alpha.shape, 4), np.uint8)
-    packed[:, :, :3] = to_uint8(rgb)
-    packed[:, :, 3] = to_uint8(alpha)
-    _write(path, encode_png(packed))
+    _write(path, encode_png(pack_8bit(rgb, alpha)))
 
 
 def save_rgb_png(path: Path, rgb: npt.NDArray[np.floating[Any]]) -> None:
