@@ -6,8 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from config.errors import StrataError
 from config.model import JobSettings, Mode, ModelSettings
-from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
+from pipeline.formats import find_depth_file
 
 CHUNK = 1 << 20
 NOT_RESULT_SETTINGS = frozenset({"priority"})
@@ -22,15 +23,13 @@ def file_sha256(path: Path) -> str:
 
 
 def depth_map_for(image: Path, settings: JobSettings) -> Path | None:
-    """The depth-map file the pipeline will use: ``depth_map`` or ``<stem>.depth.*``."""
-    if settings.depth_map:
-        named = image.parent / Path(settings.depth_map).name
-        return named if named.is_file() else None
-    for suffix in DEPTH_SUFFIXES:
-        candidate = image.parent / f"{image.stem}{DEPTH_MARK}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    """The depth-map file the pipeline will use (:func:`pipeline.formats.find_depth_file`);
+    None when there is none or the setting is invalid (the job then fails with that
+    message when it runs)."""
+    try:
+        return find_depth_file(image, settings)
+    except StrataError:
+        return None
 
 
 def settings_key(

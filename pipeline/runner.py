@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from config.errors import InputError, SettingsError
 from config.model import JobSettings, Mode
 from pipeline import fill as fill_stage
 from pipeline import output
 from pipeline.cuts import choose_cuts, label_layers, remove_islands
 from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
-from pipeline.formats import DEPTH_MARK, DEPTH_SUFFIXES
+from pipeline.formats import find_depth_file
 from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
@@ -107,35 +106,6 @@ def segment(
     labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     return cuts, labels, soft_alpha(image, labels, num_layers=num_layers)
-
-
-def find_depth_file(image: Path, settings: JobSettings) -> Path | None:
-    """The depth map the job uses: ``depth_map`` if set, else ``<stem>.depth.*`` if present.
-
-    A ``depth_map`` may only name a ``*.depth.*`` file in the image's own folder.
-    """
-    folder = image.parent
-    if settings.depth_map is not None:
-        name = settings.depth_map
-        candidate = folder / name
-        if Path(name).name != name or name in {".", ".."} or ".depth." not in name:
-            raise SettingsError(
-                f"Setting `depth_map` = {name!r} for {image.name} must name a *.depth.* file "
-                "in the same folder as the photo.",
-                hint=f"Put the depth map beside {image.name} and give its file name only.",
-            )
-        if not candidate.is_file():
-            raise InputError(
-                f"The depth map {name} named by `depth_map` for {image.name} does not exist.",
-                hint=f"Put {name} beside {image.name}, or remove the `depth_map` setting.",
-                stage="depth",
-            )
-        return candidate
-    for suffix in DEPTH_SUFFIXES:
-        candidate = folder / f"{image.stem}{DEPTH_MARK}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _estimate_depth(
