@@ -213,9 +213,11 @@ import json, sys, time
 from pathlib import Path
 from config.model import JobSettings, Mode, ModelSettings
 from pipeline import Job, run
+from pipeline.memory import keep_freed_memory
 from pipeline.models import ModelCache
 spec = json.loads(sys.argv[1])
 models = ModelSettings(depth=spec["model"], device="cpu")
+keep_freed_memory()  # as the daemon's pipeline process does
 cache = ModelCache()
 for index, line in enumerate(sys.stdin):
     started = time.perf_counter()

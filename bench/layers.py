@@ -108,9 +108,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs inside the measured process: warm-up, then timed jobs."""
     from config.model import JobSettings, Mode, ModelSettings, WatchSettings
     from pipeline import Job
+    from pipeline.memory import keep_freed_memory
     from pipeline.models import ModelCache
     from pipeline.runner import run
 
+    keep_freed_memory()  # as `strata process` and the daemon's pipeline process do
     cache = ModelCache()
     models = ModelSettings()
     forward: list[float] = []

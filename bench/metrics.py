@@ -36,6 +36,15 @@ def soft_iou(weight: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
+def surface_ious(weights: list[np.ndarray], ownership: list[np.ndarray]) -> list[float]:
+    """Per true surface, the soft IoU of the layer made for it. A stack with fewer layers
+    than surfaces (the pipeline drops layers left empty) is scored surface by surface
+    against its best-matching layer, so a merged surface counts against the score."""
+    if len(weights) == len(ownership):
+        return [soft_iou(w, t) for w, t in zip(weights, ownership, strict=True)]
+    return [max(soft_iou(w, t) for w in weights) for t in ownership]
+
+
 def visible_weights(layers: list[Layer]) -> list[np.ndarray]:
     """Each layer's visible share: its alpha times the transparency of every nearer layer."""
     weights = []
@@ -95,7 +104,7 @@ def score(layers: list[Layer], scene: Scene) -> Scores:
     weights = visible_weights(written)
     fill_error, halo_error = background_errors(written[0].rgb, scene)
     return Scores(
-        ious=[soft_iou(w, t) for w, t in zip(weights, scene.ownership, strict=True)],
+        ious=surface_ious(weights, scene.ownership),
         psnr=psnr(recompose(written), to_uint8(scene.image).astype(np.float32) / 255.0),
         background_opaque=bool((to_uint8(layers[0].alpha) == 255).all()),
         fill_error=fill_error,

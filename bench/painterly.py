@@ -249,9 +249,11 @@ def measure(root: Path = CACHE, *, batch: int = 5) -> dict[str, Any]:
     import torch
 
     from config.model import Device, JobSettings, ModelSettings
+    from pipeline.memory import keep_freed_memory
     from pipeline.models import ModelCache
     from pipeline.stylize import stylize
 
+    keep_freed_memory()  # as the daemon's pipeline process does
     models = ModelSettings(
         img2img=str(root / "sd15"),
         controlnet=str(root / "controlnet"),

@@ -92,14 +92,18 @@ def strata(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
         labels,
         alphas,
         fill=lambda i, k, r: fill_hidden(i, k, region=r),
-        margins=fill_margins(count, image.shape[1]),
+        margins=fill_margins(len(alphas) + 1, image.shape[1]),
     )
 
 
 def strata_telea(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
     _cuts, labels, alphas = segment(image, depth, num_layers=count)
     return build_layers(
-        image, labels, alphas, fill=telea_fill, margins=fill_margins(count, image.shape[1])
+        image,
+        labels,
+        alphas,
+        fill=telea_fill,
+        margins=fill_margins(len(alphas) + 1, image.shape[1]),
     )
 
 

@@ -72,6 +72,9 @@ def handle(args: argparse.Namespace) -> int:
             f"No such file: {', '.join(missing)}.", hint="Give the paths of existing images."
         )
     output_root = args.out if args.out else settings.value.outbox_for(args.mode)
+    from pipeline.memory import keep_freed_memory
+
+    keep_freed_memory()  # a one-shot process: nothing to give back until it exits
     reports = [
         _process_one(image, args.mode, settings, overrides, output_root, quiet=args.json)
         for image in args.images

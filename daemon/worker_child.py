@@ -22,9 +22,13 @@ from config.errors import StrataError
 from config.model import LogLevel, LogSettings
 from daemon.logs import configure_logging
 from daemon.retry import TRANSIENT_ERRNOS
+from pipeline.memory import keep_freed_memory, release_freed_memory
 from pipeline.models import ModelCache, offline_environment
 
 PARENT_CHECK_SECONDS = 0.5
+IDLE_RELEASE_SECONDS = 30.0
+"""Memory the jobs freed stays in the process while jobs keep coming (a storm reuses it,
+see :mod:`pipeline.memory`) and goes back to the system once none came for this long."""
 
 
 def load_runner(reference: str) -> Callable[..., Any]:
@@ -41,15 +45,22 @@ def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
     offline_environment()
     runner = load_runner(runner_reference)
     cache = ModelCache()
+    keep_freed_memory()
     conn.send(("ready", os.getpid()))
+    holding = False  # freed memory kept since the last job
     while True:
         try:
+            if holding and not conn.poll(IDLE_RELEASE_SECONDS):
+                release_freed_memory()
+                holding = False
+                continue
             job = conn.recv()
         except (EOFError, OSError):
             return
         if job is None:
             return
         conn.send(_run_one(runner, job, cache, conn))
+        holding = True
 
 
 def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> tuple[Any, ...]:

@@ -145,6 +145,7 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
 
     A speckle of one layer inside another (noise in the depth map) becomes part of the
     layer around it, so no layer carries slivers a person would have to clean by hand.
+    Each speckle pixel takes the label of the nearest pixel outside every speckle.
     """
     if min_pixels <= 1:
         return labels
@@ -152,11 +153,37 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     for value in np.unique(labels):
         mask = (labels == value).astype(np.uint8)
         _count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        tiny = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
-        if tiny.size:
-            small |= np.isin(components, tiny)
+        is_tiny = stats[:, cv2.CC_STAT_AREA] < min_pixels
+        is_tiny[0] = False  # component 0 is everything that is not ``value``
+        if is_tiny.any():
+            small |= is_tiny[components]
     if not small.any() or small.all():
         return labels
-    _, (rows, cols) = ndimage.distance_transform_edt(small, return_indices=True)
-    merged: np.ndarray = labels[rows, cols]
+    # Zero pixels of the source are the kept ones; DIST_LABEL_PIXEL numbers them 1, 2, …
+    # in raster order and gives every speckle pixel the number of its nearest kept pixel.
+    _, nearest = cv2.distanceTransformWithLabels(
+        small.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    kept_labels = np.concatenate([[0], labels[~small]]).astype(labels.dtype)
+    merged: np.ndarray = kept_labels[nearest]
     return merged
+
+
+def drop_empty_layers(labels: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber the layers so that none is empty, merging each empty layer's depth range
+    into the layer below it (the one above, for the farthest).
+
+    Cuts are chosen on the depth histogram; a layer that lived only on depth ramps or in
+    speckles can be left with no pixel once edges and islands are settled, and an empty
+    layer file helps nobody. At least two layers are kept.
+    """
+    counts = np.bincount(labels.ravel(), minlength=cuts.size + 2)[1:]
+    present = counts > 0
+    if present.all() or present.sum() < 2:
+        return labels, cuts
+    layers = np.flatnonzero(present)  # 0-based; cuts[i - 1] is layer i's lower bound
+    renumber = np.zeros(counts.size + 1, dtype=labels.dtype)
+    renumber[1:] = np.cumsum(present).astype(labels.dtype)
+    compact: np.ndarray = renumber[labels]
+    kept: np.ndarray = cuts[layers[1:] - 1]
+    return compact, kept

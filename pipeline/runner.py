@@ -17,7 +17,7 @@ from loguru import logger
 from config.model import JobSettings, Mode
 from pipeline import fill as fill_stage
 from pipeline import output
-from pipeline.cuts import choose_cuts, label_layers, remove_islands
+from pipeline.cuts import choose_cuts, drop_empty_layers, label_layers, remove_islands
 from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.formats import find_depth_file
@@ -98,14 +98,16 @@ def segment(
     image: np.ndarray, depth: DepthEstimate, *, num_layers: int
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Cuts in the depth distribution's gaps, a label map whose edges sit on the image's
-    edges, and the soft "layer k or nearer" alphas."""
+    edges, and the soft "layer k or nearer" alphas. Layers left empty are dropped, so
+    there may be fewer than ``num_layers``."""
     nearness = depth.nearness
     cuts = choose_cuts(nearness, num_layers=num_layers)
     labels = label_layers(nearness, cuts)
     ramps = ramp_mask(nearness)
     labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
-    return cuts, labels, soft_alpha(image, labels, num_layers=num_layers)
+    labels, cuts = drop_empty_layers(labels, cuts)
+    return cuts, labels, soft_alpha(image, labels, num_layers=cuts.size + 1)
 
 
 def _estimate_depth(

@@ -127,7 +127,8 @@ def small_scene() -> Any:
 
 
 def check_stack(layers: list[Layer], shape: tuple[int, int], count: int) -> None:
-    assert len(layers) == count
+    assert 2 <= len(layers) <= count  # Strata drops a layer that edges and speckles emptied
+    assert all(layer.alpha.any() for layer in layers), "no layer is empty"
     for layer in layers:
         assert layer.rgb.shape == (*shape, 3)
         assert layer.rgb.dtype == np.float32

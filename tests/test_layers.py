@@ -60,7 +60,7 @@ def layered(scene: Scene, depth: DepthEstimate, *, fill=None) -> list[Layer]:  #
         labels,
         alphas,
         fill=fill or (lambda i, k, r: fill_hidden(i, k, region=r)),
-        margins=fill_margins(count, image.shape[1]),
+        margins=fill_margins(len(alphas) + 1, image.shape[1]),
     )
 
 
