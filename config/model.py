@@ -55,7 +55,9 @@ class _Strict(BaseModel):
 class JobSettings(_Strict):
     """Per-job settings: one photo's knobs."""
 
-    num_layers: StrictInt = Field(4, ge=2, le=5, description="number of depth layers")
+    num_layers: StrictInt = Field(
+        4, ge=2, le=5, description="number of depth layers (fewer when the photo leaves one empty)"
+    )
     style: StrictStr = Field("oil painting", min_length=1, description="painterly: the style")
     strength: StrictFloat = Field(
         0.5, ge=0.0, le=1.0, description="painterly: how far from the photo"

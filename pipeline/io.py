@@ -45,7 +45,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import cv2
 import numpy as np
@@ -592,7 +592,15 @@ def _check_depth_aspect(
 
 
 def to_uint8(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint8]:
-    """[0, 1] floats -> uint8, rounded to nearest and clipped; NaN becomes 0."""
+    """[0, 1] floats -> uint8, rounded to nearest and clipped; NaN becomes 0.
+
+    float32 images of up to 4 channels take one OpenCV pass (4× faster than numpy's five;
+    the product is rounded in double precision, so an exact tie may round up)."""
+    channels = 1 if values.ndim == 2 else values.shape[-1]
+    if values.dtype == np.float32 and values.ndim in (2, 3) and channels <= 4:
+        scale = (255.0,) * channels + (0.0,) * (4 - channels)  # an OpenCV scalar
+        scaled = cv2.multiply(values, scale, dtype=cv2.CV_8U)  # type: ignore[call-overload]
+        return cast(npt.NDArray[np.uint8], scaled)
     return _quantize(values, 255, np.uint8)
 
 
@@ -624,18 +632,20 @@ def image_from_array(
 def pack_8bit(
     rgb: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]] | None = None
 ) -> npt.NDArray[np.uint8]:
-    """uint8 pixels from float arrays: (H, W, 3) or (H, W), alpha appended as a channel."""
+    """uint8 pixels from float arrays: (H, W, 3) or (H, W), alpha appended as a channel.
+
+    Where the 8-bit alpha is 0 the colour is written as 0: it is invisible, and zeros
+    keep a layer's PNG small and quick to encode.
+    """
     if rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] != 3):
         raise ValueError(f"expected an (H, W, 3) or (H, W) array, got shape {rgb.shape}")
     if alpha is None:
         return to_uint8(rgb)
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
-    channels = 1 if rgb.ndim == 2 else 3
-    packed = np.empty((*alpha.shape, channels + 1), np.uint8)
-    packed[:, :, :channels] = to_uint8(rgb).reshape(*alpha.shape, channels)
-    packed[:, :, channels] = to_uint8(alpha)
-    return packed
+    colour, coverage = to_uint8(rgb), to_uint8(alpha)
+    visible = cv2.bitwise_and(colour, colour, mask=coverage)  # 0 where the mask is 0
+    return cast(npt.NDArray[np.uint8], cv2.merge([visible, coverage]))
 
 
 def array_from_image(img: Image.Image) -> FloatArray:

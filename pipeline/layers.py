@@ -59,21 +59,22 @@ def build_layers(
     num_layers = len(alphas) + 1
     if len(margins) != num_layers:
         raise ValueError(f"margins needs one entry per layer ({num_layers}), got {len(margins)}")
-    plans = [
-        _plan(
+
+    def plan_and_fill(k: int) -> tuple[_Plan, np.ndarray]:
+        plan = _plan(
             labels == k,
             own=alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32),
             nearer=alphas[k - 1] if k < num_layers else None,
             margin=margins[k - 1] if k >= 2 else None,
         )
-        for k in range(1, num_layers + 1)
-    ]
-    # The fills are independent of each other (numpy and OpenCV release the GIL): run
-    # them side by side; the unmixing after them goes back to front, layer by layer.
+        return plan, _fill_plan(image, plan, fill)
+
+    # Each layer's masks and fill depend only on the alphas (numpy and OpenCV release the
+    # GIL): they run side by side; the unmixing after them goes back to front.
     with ThreadPoolExecutor(max_workers=FILL_THREADS) as pool:
-        colours = list(pool.map(lambda plan: _fill_plan(image, plan, fill), plans))
+        filled = list(pool.map(plan_and_fill, range(1, num_layers + 1)))
     layers: list[Layer] = []
-    for plan, rgb in zip(plans, colours, strict=True):
+    for plan, rgb in filled:
         layers.append(_finish(image, plan, rgb, beneath=layers))
     return layers
 
@@ -109,13 +110,16 @@ def _fill_plan(image: np.ndarray, plan: _Plan, fill: FillFunction) -> np.ndarray
 
 def _finish(image: np.ndarray, plan: _Plan, rgb: np.ndarray, *, beneath: list[Layer]) -> Layer:
     """Every pixel the layer shows in full keeps the photo's colour; soft edges are
-    unmixed against the finished farther layers; invisible colour is zeroed."""
+    unmixed against the finished farther layers. (Colour where the layer is clear is
+    left as it is: nothing shows it, and the PNG writer zeroes it.)"""
     alpha, covered = plan.alpha, plan.covered
-    np.copyto(rgb, image, where=(plan.region & ~covered & (alpha >= 1.0))[..., None])
+    # Only pixels the fill invented can differ from the photo: those the layer shows in
+    # full (the ring between its fill sources and a nearer layer's rim) get it back.
+    ys, xs = np.nonzero(plan.wanted & plan.region & ~covered & (alpha >= 1.0))
+    rgb[ys, xs] = image[ys, xs]
     if beneath:
         _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
-    rgb *= (alpha > 0.0)[..., None]  # zeros keep the PNG small and fast
-    return Layer(rgb=rgb, alpha=alpha.astype(np.float32), filled=plan.wanted & covered)
+    return Layer(rgb=rgb, alpha=alpha.astype(np.float32, copy=False), filled=plan.wanted & covered)
 
 
 def _limit_to_margin(
@@ -146,14 +150,14 @@ def _unmix_edge(
         return
     # composites[j]: the stack of layers 0..j at these pixels
     composites = [beneath[0].rgb[ys, xs]]
+    unders = [beneath[0].alpha[ys, xs]]
     top = np.zeros(ys.size, dtype=np.intp)
     for index, layer in enumerate(beneath[1:], start=1):
-        under = layer.alpha[ys, xs][:, None]
+        unders.append(layer.alpha[ys, xs])
+        under = unders[-1][:, None]
         composites.append(under * layer.rgb[ys, xs] + (1.0 - under) * composites[-1])
-        top[under[:, 0] > 0.0] = index
-    top_alpha = np.array(
-        [beneath[j].alpha[y, x] for j, y, x in zip(top, ys, xs, strict=True)], dtype=np.float32
-    )
+        top[unders[-1] > 0.0] = index
+    top_alpha = np.stack(unders)[top, np.arange(ys.size)]
     a = alpha[ys, xs][:, None]
     colour = image[ys, xs]
     own = rgb[ys, xs]

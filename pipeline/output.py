@@ -133,12 +133,14 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
 
 def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     count = len(outputs.layers)
-    tasks: list[tuple[Any, ...]] = [
+    # The previews are the longest chain (thumbnails, frames, WebP): first, so the
+    # PNGs fill the other thread meanwhile.
+    tasks: list[tuple[Any, ...]] = [(_save_previews, folder, outputs.layers)]
+    tasks.extend(
         (save_rgba_png, folder / layer_file(i, count), layer.rgb, layer.alpha)
         for i, layer in enumerate(outputs.layers, start=1)
-    ]
+    )
     tasks.append((save_gray16_png, folder / "depth.png", outputs.depth.nearness))
-    tasks.append((_save_previews, folder, outputs.layers))
     if outputs.painterly is not None:
         tasks.append((save_rgb_png, folder / "stylized.png", outputs.working))
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:

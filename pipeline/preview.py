@@ -81,16 +81,46 @@ def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -
     width = small[0].alpha.shape[1]
     factors = parallax_factors(len(small))[1:]
     amplitude = PARALLAX_AMPLITUDE * width
-    stacked = [np.dstack([t.premultiplied, t.alpha]) for t in small[1:]]
+    sprites = [
+        _Sprite.of(thumb, reach=math.ceil(amplitude * factor) + 1)
+        for thumb, factor in zip(small[1:], factors, strict=True)
+    ]
     result = []
     for index in range(frames):
         shift = amplitude * math.sin(2 * math.pi * index / frames)
         frame = small[0].premultiplied.copy()
-        for rgba, factor in zip(stacked, factors, strict=True):
-            moved = _warp(rgba, shift * factor)
-            frame = frame * (1.0 - moved[..., 3:]) + moved[..., :3]
+        for sprite, factor in zip(sprites, factors, strict=True):
+            if sprite is not None:
+                sprite.composite_onto(frame, shift * factor)
         result.append(cv2.convertScaleAbs(frame, alpha=255.0))
     return result
+
+
+@dataclass(frozen=True)
+class _Sprite:
+    """A thumbnail's premultiplied RGBA cropped to its visible pixels, widened by the
+    farthest it moves, so each frame warps and blends only that box."""
+
+    rgba: np.ndarray
+    rows: slice
+    columns: slice
+
+    @classmethod
+    def of(cls, thumb: Thumbnail, *, reach: int) -> _Sprite | None:
+        x, y, w, h = cv2.boundingRect((thumb.alpha > 0).view(np.uint8))
+        if w == 0 or h == 0:
+            return None  # an empty layer adds nothing to any frame
+        x0, x1 = max(0, x - reach), min(thumb.alpha.shape[1], x + w + reach)
+        rows, columns = slice(y, y + h), slice(x0, x1)
+        rgba = np.dstack([thumb.premultiplied[rows, columns], thumb.alpha[rows, columns]])
+        return cls(rgba=rgba, rows=rows, columns=columns)
+
+    def composite_onto(self, frame: np.ndarray, dx: float) -> None:
+        """``frame`` (premultiplied RGB) = this sprite moved ``dx`` pixels "over" it."""
+        moved = _warp(self.rgba, dx)
+        box = frame[self.rows, self.columns]
+        box *= 1.0 - moved[..., 3:]
+        box += moved[..., :3]
 
 
 def _warp(image: np.ndarray, dx: float) -> np.ndarray:

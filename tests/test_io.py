@@ -678,15 +678,32 @@ def test_quantizers_refuse_integer_input() -> None:
         sio.to_uint8(np.zeros(3, np.uint8))
 
 
-def test_rgba_png_round_trips_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rgba_png_round_trips_exactly(tmp_path: Path, dtype: type) -> None:
     original = np.random.default_rng(3).integers(0, 256, (48, 64, 4), dtype=np.uint8)
+    original[::7, ::5, 3] = 0
     path = tmp_path / "Layer_1_background.png"
 
-    sio.save_rgba_png(path, original[..., :3] / 255.0, original[..., 3] / 255.0)
+    sio.save_rgba_png(
+        path, (original[..., :3] / 255.0).astype(dtype), (original[..., 3] / 255.0).astype(dtype)
+    )
 
+    expected = original.copy()
+    expected[original[..., 3] == 0, :3] = 0  # invisible colour is written as 0
     with Image.open(path) as img:
         assert img.mode == "RGBA"
-        np.testing.assert_array_equal(np.asarray(img), original)
+        np.testing.assert_array_equal(np.asarray(img), expected)
+
+
+def test_float32_quantizer_matches_numpy_rounding() -> None:
+    values = np.random.default_rng(4).uniform(-0.2, 1.2, (40, 50, 3)).astype(np.float32)
+    values[0, 0] = np.nan
+    fast = sio.to_uint8(values)
+    exact = sio.to_uint8(values.astype(np.float64))
+    assert fast.dtype == np.uint8
+    assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 1  # exact ties may differ
+    assert (fast != exact).mean() < 1e-3
+    assert fast[0, 0, 0] == 0
 
 
 def test_rgb_png(tmp_path: Path) -> None:

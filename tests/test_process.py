@@ -150,6 +150,36 @@ def test_sidecar_and_set_apply(photo: Path, tmp_path: Path) -> None:
     assert json.loads((out / "beach-2" / "manifest.json").read_text())["layer_count"] == 5
 
 
+def test_a_photo_with_fewer_depth_planes_gets_fewer_layers(tmp_path: Path) -> None:
+    """Two flat surfaces and num_layers 4: no empty layer file, names and manifest agree."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = folder / "wall.png"
+    pixels = np.zeros((120, 160, 3), np.uint8)
+    pixels[:, :80] = (40, 90, 160)
+    pixels[:, 80:] = (200, 120, 60)
+    Image.fromarray(pixels).save(photo)
+    nearness = np.full((120, 160), 0.2)
+    nearness[:, 80:] = 0.8
+    save_gray16_png(folder / "wall.depth.png", nearness)
+    out = tmp_path / "out"
+    assert process(photo, "--out", out, "--set", "num_layers=4") == 0
+    job = out / "wall"
+    manifest = json.loads((job / "manifest.json").read_text())
+    assert manifest["settings"]["num_layers"] == 4
+    assert manifest["layer_count"] == 2
+    assert [layer["file"] for layer in manifest["layers"]] == [
+        "Layer_1_background.png",
+        "Layer_2_foreground.png",
+    ]
+    assert sorted(p.name for p in job.glob("Layer_*.png")) == [
+        "Layer_1_background.png",
+        "Layer_2_foreground.png",
+    ]
+    low, high = manifest["layers"][1]["depth_range"]
+    assert low < 0.8 <= high
+
+
 def test_bad_set_is_a_usage_error(
     photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
