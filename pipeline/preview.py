@@ -85,14 +85,17 @@ def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -
         _Sprite.of(thumb, reach=math.ceil(amplitude * factor) + 1)
         for thumb, factor in zip(small[1:], factors, strict=True)
     ]
+    rendered: dict[float, np.ndarray] = {}  # a sine sway passes most shifts twice a loop
     result = []
     for index in range(frames):
-        shift = amplitude * math.sin(2 * math.pi * index / frames)
-        frame = small[0].premultiplied.copy()
-        for sprite, factor in zip(sprites, factors, strict=True):
-            if sprite is not None:
-                sprite.composite_onto(frame, shift * factor)
-        result.append(cv2.convertScaleAbs(frame, alpha=255.0))
+        shift = round(amplitude * math.sin(2 * math.pi * index / frames), 6)
+        if shift not in rendered:
+            frame = small[0].premultiplied.copy()
+            for sprite, factor in zip(sprites, factors, strict=True):
+                if sprite is not None:
+                    sprite.composite_onto(frame, shift * factor)
+            rendered[shift] = cv2.convertScaleAbs(frame, alpha=255.0)
+        result.append(rendered[shift])
     return result
 
 
