@@ -150,7 +150,7 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     if min_pixels <= 1:
         return labels
     small = np.zeros(labels.shape, dtype=bool)
-    for value in np.unique(labels):
+    for value in np.flatnonzero(np.bincount(labels.ravel())):  # the labels present
         mask = (labels == value).astype(np.uint8)
         _count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         is_tiny = stats[:, cv2.CC_STAT_AREA] < min_pixels

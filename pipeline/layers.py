@@ -70,12 +70,14 @@ def build_layers(
         return plan, _fill_plan(image, plan, fill)
 
     # Each layer's masks and fill depend only on the alphas (numpy and OpenCV release the
-    # GIL): they run side by side; the unmixing after them goes back to front.
-    with ThreadPoolExecutor(max_workers=FILL_THREADS) as pool:
-        filled = list(pool.map(plan_and_fill, range(1, num_layers + 1)))
+    # GIL): they run side by side. The unmixing goes back to front, each layer as soon as
+    # its fill is done, while the nearer layers' fills are still running.
     layers: list[Layer] = []
-    for plan, rgb in filled:
-        layers.append(_finish(image, plan, rgb, beneath=layers))
+    with ThreadPoolExecutor(max_workers=FILL_THREADS) as pool:
+        futures = [pool.submit(plan_and_fill, k) for k in range(1, num_layers + 1)]
+        for future in futures:
+            plan, rgb = future.result()
+            layers.append(_finish(image, plan, rgb, beneath=layers))
     return layers
 
 
