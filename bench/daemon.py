@@ -43,6 +43,7 @@ from PIL import Image
 from config.model import JobSettings, Mode
 from daemon.ledger import JobStatus, Ledger
 from pipeline import Job, run
+from pipeline.memory import keep_freed_memory
 
 SETTLE_SECONDS = 0.3
 STRATA = Path(sys.executable).with_name("strata")
@@ -169,6 +170,7 @@ def storm(daemon: Daemon, count: int) -> tuple[float, int, int]:
 
 
 def in_process(root: Path, count: int, *, out: str = "inprocess") -> float:
+    keep_freed_memory()  # the same allocator setting as the daemon's pipeline process
     staging = root / "staging-inprocess"
     names = [f"storm{i:02d}.jpg" for i in range(count)]
     for seed, name in enumerate(names):
@@ -213,6 +215,7 @@ import json, sys, time
 from pathlib import Path
 from config.model import JobSettings, Mode, ModelSettings
 from pipeline import Job, run
+from pipeline.memory import keep_freed_memory
 from pipeline.memory import keep_freed_memory
 from pipeline.models import ModelCache
 spec = json.loads(sys.argv[1])
