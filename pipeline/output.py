@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from config.errors import OutputError
 from pipeline.depth import DepthEstimate
@@ -35,13 +34,15 @@ from pipeline.manifest import (
     utc_now,
 )
 from pipeline.preview import (
+    ANIMATION_FRAMES,
     ANIMATION_SECONDS,
     contact_sheet,
+    iter_parallax_frames,
     parallax_factors,
-    parallax_frames,
     thumbnails,
 )
 from pipeline.timing import StageTimer
+from pipeline.webp import encode_animation
 
 TEMP_PREFIX = ".strata-tmp-"
 MANIFEST = "manifest.json"
@@ -158,20 +159,9 @@ def _save_previews(folder: Path, layers: list[Layer]) -> None:
     """preview.png and parallax.webp, from one set of thumbnails."""
     small = thumbnails(layers)
     save_rgb_png(folder / "preview.png", contact_sheet(small))
-    frames = [Image.fromarray(frame) for frame in parallax_frames(small)]
-    frames[0].save(
-        folder / "parallax.webp",
-        format="WEBP",
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000 * ANIMATION_SECONDS / len(frames)),
-        loop=0,
-        quality=80,
-        method=0,
-        kmin=0,  # every frame after the first is a delta frame: half the encoding time and
-        kmax=0,  # a smaller file than libwebp's default keyframe spacing (measured at 640 px)
-        allow_mixed=False,
-    )
+    duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
+    animation = encode_animation(iter_parallax_frames(small), duration_ms=duration_ms)
+    (folder / "parallax.webp").write_bytes(animation)
 
 
 def _write_settings(path: Path, job: Job) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -78,6 +79,14 @@ def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
 
 def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -> list[np.ndarray]:
     """One loop of a horizontal parallax sway of the thumbnails, as uint8 RGB frames."""
+    return list(iter_parallax_frames(small, frames=frames))
+
+
+def iter_parallax_frames(
+    small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES
+) -> Iterator[np.ndarray]:
+    """:func:`parallax_frames` one at a time; a position the sway passes twice yields the
+    same array object both times."""
     width = small[0].alpha.shape[1]
     factors = parallax_factors(len(small))[1:]
     amplitude = PARALLAX_AMPLITUDE * width
@@ -86,7 +95,6 @@ def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -
         for thumb, factor in zip(small[1:], factors, strict=True)
     ]
     rendered: dict[float, np.ndarray] = {}  # a sine sway passes most shifts twice a loop
-    result = []
     for index in range(frames):
         shift = round(amplitude * math.sin(2 * math.pi * index / frames), 6)
         if shift not in rendered:
@@ -95,8 +103,7 @@ def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -
                 if sprite is not None:
                     sprite.composite_onto(frame, shift * factor)
             rendered[shift] = cv2.convertScaleAbs(frame, alpha=255.0)
-        result.append(rendered[shift])
-    return result
+        yield rendered[shift]
 
 
 @dataclass(frozen=True)
