@@ -26,7 +26,7 @@ import numpy as np
 
 REMAP_COLUMNS = 1024
 SCORE_THREADS = 2
-"""Layers are scored side by side (numpy and OpenCV release the GIL)."""
+"""Per-layer statistics are taken side by side (numpy and OpenCV release the GIL)."""
 PURE = 0.999
 """A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
 
@@ -190,12 +190,15 @@ def _rim_sums(
     crop = image[y0:y1, x0:x1]
     settled = (lowest == highest)[y0:y1, x0:x1]
     crop_labels = labels[y0:y1, x0:x1]
-    for k in range(1, num_layers + 1):
+    rows, cols = ys - y0, xs - x0
+
+    def layer_sums(k: int) -> None:
         weight = (settled & (crop_labels == k)).astype(np.float32)
-        colour = _box_sum(crop * weight[..., None], radius)
-        count = _box_sum(weight, radius)
-        sums[:, k - 1, :3] = colour[ys - y0, xs - x0]
-        sums[:, k - 1, 3] = count[ys - y0, xs - x0]
+        sums[:, k - 1, :3] = _box_sum(crop * weight[..., None], radius)[rows, cols]
+        sums[:, k - 1, 3] = _box_sum(weight, radius)[rows, cols]
+
+    with ThreadPoolExecutor(max_workers=SCORE_THREADS) as pool:
+        list(pool.map(layer_sums, range(1, num_layers + 1)))
     return sums
 
 
