@@ -175,7 +175,8 @@ def drop_empty_layers(labels: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray,
 
     Cuts are chosen on the depth histogram; a layer that lived only on depth ramps or in
     speckles can be left with no pixel once edges and islands are settled, and an empty
-    layer file helps nobody. At least two layers are kept.
+    layer file helps nobody. A stack with fewer than two layers holding pixels (a flat
+    depth map) is left as it is: a parallax needs two layers.
     """
     counts = np.bincount(labels.ravel(), minlength=cuts.size + 2)[1:]
     present = counts > 0
