@@ -8,6 +8,7 @@ put back by :func:`reconcile` from the ledger.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from config.errors import SettingsError
 from config.model import QueueBackend, QueueSettings
@@ -24,6 +26,36 @@ QUEUE_NAME = "strata"
 TASK_NAME = "run_job"
 
 JobExecutor = Callable[[str], None]
+POLL_SECONDS = 0.25
+"""How often an idle consumer looks for jobs queued by another process (`strata retry`)."""
+
+
+class WakingSqliteStorage(SqliteStorage):  # type: ignore[misc]
+    """Huey's SQLite storage, with an idle consumer woken by an enqueue in this process.
+
+    Huey polls a SQLite queue, backing off to the consumer's longest delay, so a photo
+    queued while the worker was idle waited up to that long. The daemon enqueues and
+    consumes in one process: an enqueue here sets an event the idle worker waits on (it
+    declares itself ``blocking``, so Huey's worker loop does not sleep on top), and jobs
+    queued by another process are still found within :data:`POLL_SECONDS`.
+    """
+
+    blocking = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queued = threading.Event()
+
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        super().enqueue(data, priority=priority)
+        self._queued.set()
+
+    def dequeue(self) -> bytes | None:
+        self._queued.clear()  # before looking: an enqueue from now on is not missed
+        data: bytes | None = super().dequeue()
+        if data is None:
+            self._queued.wait(POLL_SECONDS)
+        return data
 
 
 class JobQueue:
@@ -59,8 +91,9 @@ class JobQueue:
     def depth(self) -> int:
         return int(self.huey.pending_count())
 
-    def consumer(self, *, poll_max_delay: float = 0.25) -> Consumer:
-        """One worker thread; it blocks on the supervised pipeline process, never on torch."""
+    def consumer(self, *, poll_max_delay: float = POLL_SECONDS) -> Consumer:
+        """One worker thread; it blocks on the supervised pipeline process, never on torch.
+        (The delays apply to Redis; the SQLite storage wakes the worker itself.)"""
         return Consumer(
             self.huey,
             workers=1,
@@ -84,6 +117,7 @@ def make_huey(state_dir: Path, settings: QueueSettings) -> Huey:
     state_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(
         name=QUEUE_NAME,
+        storage_class=WakingSqliteStorage,
         filename=str(state_dir / QUEUE_FILE),
         results=False,
         utc=True,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from huey import MemoryHuey
 
+from config.model import QueueSettings
 from daemon.ledger import JobFailure, JobInputs, JobNotFoundError, JobStatus, Ledger
-from daemon.queue import JobQueue, reconcile
+from daemon.queue import POLL_SECONDS, JobQueue, open_queue, reconcile
 
 
 @pytest.fixture
@@ -161,3 +163,42 @@ def test_queue_orders_by_priority_higher_first(ledger: Ledger, tmp_path: Path) -
     for job_id, priority in (("low", -5), ("mid", 0), ("high", 50)):
         queue.enqueue(job_id, priority=priority)
     assert queue.queued_job_ids() == ["high", "mid", "low"]
+
+
+def test_the_sqlite_queue_orders_by_priority_too(tmp_path: Path) -> None:
+    queue = open_queue(tmp_path, QueueSettings())
+    for job_id, priority in (("low", -5), ("mid", 0), ("high", 50)):
+        queue.enqueue(job_id, priority=priority)
+    assert queue.queued_job_ids() == ["high", "mid", "low"]
+
+
+def test_an_idle_consumer_wakes_at_an_enqueue_not_at_its_next_poll(tmp_path: Path) -> None:
+    storage = open_queue(tmp_path, QueueSettings()).huey.storage
+    assert storage.blocking  # Huey's worker loop then never sleeps on top of dequeue
+    woke: list[float] = []
+
+    def idle_dequeue() -> None:
+        started = time.monotonic()
+        assert storage.dequeue() is None  # empty: waits for an enqueue or the poll
+        woke.append(time.monotonic() - started)
+
+    waiter = threading.Thread(target=idle_dequeue)
+    waiter.start()
+    time.sleep(0.05)
+    storage.enqueue(b"job", priority=0)
+    waiter.join(timeout=5)
+    assert woke
+    assert woke[0] < POLL_SECONDS - 0.05  # woken by the enqueue
+    assert storage.dequeue() == b"job"
+
+
+def test_an_idle_consumer_still_polls_for_other_processes_jobs(tmp_path: Path) -> None:
+    storage = open_queue(tmp_path, QueueSettings()).huey.storage
+    other_process = open_queue(tmp_path, QueueSettings()).huey.storage  # e.g. `strata retry`
+    other_process.enqueue(b"job", priority=0)
+    started = time.monotonic()
+    assert storage.dequeue() == b"job"
+    assert time.monotonic() - started < POLL_SECONDS
+    started = time.monotonic()
+    assert storage.dequeue() is None
+    assert time.monotonic() - started == pytest.approx(POLL_SECONDS, abs=0.2)
