@@ -216,7 +216,6 @@ from pathlib import Path
 from config.model import JobSettings, Mode, ModelSettings
 from pipeline import Job, run
 from pipeline.memory import keep_freed_memory
-from pipeline.memory import keep_freed_memory
 from pipeline.models import ModelCache
 spec = json.loads(sys.argv[1])
 models = ModelSettings(depth=spec["model"], device="cpu")
