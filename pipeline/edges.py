@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-REMAP_COLUMNS = 1024
+from pipeline.sampling import Points
+
 SCORE_THREADS = 2
 """Per-layer statistics are taken side by side (numpy and OpenCV release the GIL)."""
 PURE = 0.999
@@ -81,7 +82,8 @@ def assign_ramps(
     small_power = np.einsum("ijc,ijc->ij", small_image, small_image)
     flat_labels = np.where(ramps, 0, labels).astype(np.uint8)
     radius = math.ceil(reach / factor)
-    points = _SamplePoints(ys, xs, factor=factor)
+    # the reduced maps are read at the full-resolution pixel centres
+    points = Points((xs + 0.5) / factor - 0.5, (ys + 0.5) / factor - 0.5)
     colours = np.take(image.reshape(-1, 3), flat, axis=0)
 
     def score(k: int) -> np.ndarray | None:
@@ -238,31 +240,3 @@ def _reduce(values: np.ndarray, factor: int) -> np.ndarray:
     size = (max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor)))
     reduced: np.ndarray = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
     return reduced
-
-
-class _SamplePoints:
-    """Bilinear samples of maps reduced by ``factor`` at full-resolution pixel centres;
-    the sampling maps are built once and serve every map."""
-
-    def __init__(self, ys: np.ndarray, xs: np.ndarray, *, factor: int) -> None:
-        # cv2.remap takes maps under 32767 on a side: the points go in rows of REMAP_COLUMNS.
-        self.count = ys.size
-        rows = -(-self.count // REMAP_COLUMNS)
-        map_x = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
-        map_y = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
-        map_x[: self.count] = (xs + 0.5) / factor - 0.5
-        map_y[: self.count] = (ys + 0.5) / factor - 0.5
-        self.map_x = map_x.reshape(rows, REMAP_COLUMNS)
-        self.map_y = map_y.reshape(rows, REMAP_COLUMNS)
-
-    def sample(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (h, w[, C]) at the points, shape (n, C)."""
-        sampled = cv2.remap(
-            values,
-            self.map_x,
-            self.map_y,
-            interpolation=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        result: np.ndarray = sampled.reshape(self.map_x.size, -1)[: self.count]
-        return result

@@ -40,6 +40,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from pipeline.sampling import Points
+
 FILL_METHOD = "pushpull-shiftmap"
 """Name of the default fill, recorded in the manifest."""
 
@@ -48,7 +50,6 @@ Mask = npt.NDArray[np.bool_]
 
 _FULL = 1.0 - 1e-3  # a coarse pixel counts as known when (almost) all its footprint is
 _LUMA = (0.299, 0.587, 0.114)
-_REMAP_COLS = 1024  # sparse gathers run through cv2.remap on (n / 1024, 1024) maps
 _CHUNK = 1 << 20  # target pixels filled per batch
 
 
@@ -220,7 +221,7 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
     ys, xs = np.nonzero(target)
     for start in range(0, ys.size, _CHUNK):  # in chunks: bounded memory for huge holes
         chunk_y, chunk_x = ys[start : start + _CHUNK], xs[start : start + _CHUNK]
-        points = _Points(chunk_x, chunk_y)
+        points = Points(chunk_x, chunk_y)
         values = points.sample(base, scale=0.5)
         if shiftmap is not None and low is not None:
             # value = base + conf * (copy - base), copy = detail(source) + low(here)
@@ -344,7 +345,7 @@ class _ShiftMap:
     pyr: _Pyramid
     low1: F32  # the low frequencies that the copy takes from the push-pull, at level 1
 
-    def copy(self, img: F32, known: Mask, points: _Points) -> tuple[F32, F32]:
+    def copy(self, img: F32, known: Mask, points: Points) -> tuple[F32, F32]:
         """The copy at ``points`` less its low frequencies, and its confidence.
 
         Both are 0 where a point has no known source: unknown pixels are never read.
@@ -374,7 +375,7 @@ class _ShiftMap:
         ys, xs = np.nonzero(ring)
         if ys.size == 0:
             return None
-        points = _Points(xs, ys)
+        points = Points(xs, ys)
         detail, conf = self.copy(img, known, points)
         ok = conf > 0.0
         if not ok.any():
@@ -586,7 +587,7 @@ def _band_correlations(
     h, w = known.shape
 
     def bands(qy: np.ndarray, qx: np.ndarray) -> tuple[F32, F32]:
-        points = _Points(qx, qy)
+        points = Points(qx, qy)
         full = _luma_of(img[qy, qx])
         lvl1 = _luma_of(points.sample(pyr.filled(1), scale=0.5))
         low = _luma_of(points.sample(pyr.filled(low_level), scale=1.0 / (1 << low_level)))
@@ -736,40 +737,3 @@ def _chain(
 def _disc(radius: int) -> np.ndarray:
     r = max(1, int(radius))
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
-class _Points:
-    """Pixel positions held as cv2.remap maps: sampling any image there costs O(n)."""
-
-    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
-        self.n = int(xs.size)
-        rows = max(1, -(-self.n // _REMAP_COLS))
-        self._mx = np.zeros((rows, _REMAP_COLS), np.float32)
-        self._my = np.zeros((rows, _REMAP_COLS), np.float32)
-        self._mx.reshape(-1)[: self.n] = xs
-        self._my.reshape(-1)[: self.n] = ys
-        self._scaled: dict[float, tuple[F32, F32]] = {1.0: (self._mx, self._my)}
-
-    @property
-    def x(self) -> F32:
-        return self._mx.reshape(-1)[: self.n]
-
-    @property
-    def y(self) -> F32:
-        return self._my.reshape(-1)[: self.n]
-
-    def moved(self, dx: F32, dy: F32) -> _Points:
-        return _Points(self.x + dx, self.y + dy)
-
-    def sample(self, src: np.ndarray, *, scale: float = 1.0, nearest: bool = False) -> F32:
-        """``src`` at the points (coordinates times ``scale``): an ``(n, channels)`` array.
-
-        Bilinear, or nearest for exact pixel reads; outside ``src`` the border repeats.
-        """
-        if scale not in self._scaled:
-            self._scaled[scale] = (self._mx * np.float32(scale), self._my * np.float32(scale))
-        mx, my = self._scaled[scale]
-        interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-        got = cv2.remap(src, mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE)
-        channels = 1 if got.ndim == 2 else got.shape[2]
-        return _f32(got.reshape(-1, channels)[: self.n])
