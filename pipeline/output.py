@@ -37,8 +37,8 @@ from pipeline.preview import (
     ANIMATION_FRAMES,
     ANIMATION_SECONDS,
     contact_sheet,
-    iter_parallax_frames,
     parallax_factors,
+    parallax_frames,
     thumbnails,
 )
 from pipeline.timing import StageTimer
@@ -160,7 +160,7 @@ def _save_previews(folder: Path, layers: list[Layer]) -> None:
     small = thumbnails(layers)
     save_rgb_png(folder / "preview.png", contact_sheet(small))
     duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
-    animation = encode_animation(iter_parallax_frames(small), duration_ms=duration_ms)
+    animation = encode_animation(parallax_frames(small), duration_ms=duration_ms)
     (folder / "parallax.webp").write_bytes(animation)
 
 

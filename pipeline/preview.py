@@ -77,16 +77,11 @@ def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
     return sheet
 
 
-def parallax_frames(small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES) -> list[np.ndarray]:
-    """One loop of a horizontal parallax sway of the thumbnails, as uint8 RGB frames."""
-    return list(iter_parallax_frames(small, frames=frames))
-
-
-def iter_parallax_frames(
+def parallax_frames(
     small: list[Thumbnail], *, frames: int = ANIMATION_FRAMES
 ) -> Iterator[np.ndarray]:
-    """:func:`parallax_frames` one at a time; a position the sway passes twice yields the
-    same array object both times."""
+    """One loop of a horizontal parallax sway of the thumbnails, as uint8 RGB frames, one
+    at a time; a position the sway passes twice yields the same array object both times."""
     width = small[0].alpha.shape[1]
     factors = parallax_factors(len(small))[1:]
     amplitude = PARALLAX_AMPLITUDE * width

@@ -147,7 +147,7 @@ def test_parallax_preview_at_rest_shows_the_image() -> None:
     shrunk without premultiplying shows as a bright seam along every layer edge)."""
     scene = make_scene(num_surfaces=4, seed=6, width=320, height=240)
     layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=6))
-    frame = parallax_frames(thumbnails(layers))[0].astype(np.float32) / 255.0
+    frame = next(parallax_frames(thumbnails(layers))).astype(np.float32) / 255.0
     assert frame.shape == (240, 320, 3)
     off = np.abs(frame - scene_image(scene)).max(axis=2) > 3 / 255
     assert off.mean() < 0.003  # only where three layers meet in one pixel
