@@ -47,7 +47,7 @@ from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
-from pipeline.layers import Layer, build_layers
+from pipeline.layers import FillFunction, Layer, build_layers
 from pipeline.preview import fill_margins
 from pipeline.runner import segment
 
@@ -86,25 +86,20 @@ def depth_for(scene: Scene, kind: str, *, seed: int) -> DepthEstimate:
 
 
 def strata(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
-    _cuts, labels, alphas = segment(image, depth, num_layers=count)
-    return build_layers(
-        image,
-        labels,
-        alphas,
-        fill=lambda i, k, r: fill_hidden(i, k, region=r),
-        margins=fill_margins(len(alphas) + 1, image.shape[1]),
-    )
+    return strata_layers(image, depth, count, fill=lambda i, k, r: fill_hidden(i, k, region=r))
 
 
 def strata_telea(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
+    return strata_layers(image, depth, count, fill=telea_fill)
+
+
+def strata_layers(
+    image: np.ndarray, depth: DepthEstimate, count: int, *, fill: FillFunction
+) -> list[Layer]:
+    """Strata's segmentation and layers (as a job builds them) with the given fill."""
     _cuts, labels, alphas = segment(image, depth, num_layers=count)
-    return build_layers(
-        image,
-        labels,
-        alphas,
-        fill=telea_fill,
-        margins=fill_margins(len(alphas) + 1, image.shape[1]),
-    )
+    margins = fill_margins(len(alphas) + 1, image.shape[1])
+    return build_layers(image, labels, alphas, fill=fill, margins=margins)
 
 
 def telea_fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:

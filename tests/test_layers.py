@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from bench.metrics import Scores, background_errors, quantised, score
+from bench.quality import strata, strata_layers
 from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
-from pipeline.fill import fill_hidden
-from pipeline.layers import Layer, build_layers, recompose
-from pipeline.preview import fill_margins, parallax_frames, thumbnails
+from pipeline.layers import FillFunction, Layer, recompose
+from pipeline.preview import parallax_frames, thumbnails
 from pipeline.runner import segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
@@ -51,17 +51,12 @@ def telea(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np
     return result
 
 
-def layered(scene: Scene, depth: DepthEstimate, *, fill=None) -> list[Layer]:  # type: ignore[no-untyped-def]
+def layered(scene: Scene, depth: DepthEstimate, *, fill: FillFunction | None = None) -> list[Layer]:
     image = scene_image(scene)
     count = len(scene.surfaces)
-    _cuts, labels, alphas = segment(image, depth, num_layers=count)
-    return build_layers(
-        image,
-        labels,
-        alphas,
-        fill=fill or (lambda i, k, r: fill_hidden(i, k, region=r)),
-        margins=fill_margins(len(alphas) + 1, image.shape[1]),
-    )
+    if fill is None:
+        return strata(image, depth, count)
+    return strata_layers(image, depth, count, fill=fill)
 
 
 def scores_for(surfaces: int, seed: int, *, low_resolution: bool) -> Scores:
