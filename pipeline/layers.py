@@ -28,6 +28,7 @@ CLEAR = 0.02
 """A nearer layer at most this opaque does not hide the pixel beneath it."""
 FILL_THREADS = 2
 """Fills of different layers run side by side (the build machine has two cores)."""
+_NONE = np.zeros(0, dtype=np.intp)  # no pixel, as flat indices
 COARSE_GROW_STEP = 16
 """Grows wider than this many pixels run on a coarser grid (the exact width never matters
 there: it is a fill margin hidden behind a nearer layer)."""
@@ -83,27 +84,34 @@ def build_layers(
 
 @dataclass(frozen=True)
 class _Plan:
-    """One layer's masks: ``region`` where it is the nearest surface, ``covered`` where a
-    nearer layer hides it, ``known`` the pixels its fill may read, ``wanted`` the pixels
-    the fill must invent."""
+    """One layer's masks: ``alpha`` its coverage, ``known`` the pixels its fill may read,
+    ``wanted`` the pixels the fill must invent, ``hidden`` those of them a nearer layer
+    covers; and, as flat pixel indices, the ``restore`` pixels (invented, yet shown in
+    full) and the soft ``edge`` to unmix."""
 
-    region: np.ndarray
     alpha: np.ndarray
-    covered: np.ndarray
     known: np.ndarray
     wanted: np.ndarray
+    hidden: np.ndarray
+    restore: np.ndarray
+    edge: np.ndarray
 
 
 def _plan(
     region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int | None
 ) -> _Plan:
-    """``own`` is the "this layer or nearer" coverage, ``nearer`` the next layer's;
-    ``margin`` None means the background, filled everywhere."""
+    """``region`` is where the layer is the nearest surface, ``own`` the "this layer or
+    nearer" coverage, ``nearer`` the next layer's; ``margin`` None means the background,
+    filled everywhere. Every mask is made here, so the layers' plans run side by side."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
     alpha = own if margin is None else _limit_to_margin(own, region, covered, margin)
     # The fill reads only pixels clear of nearer layers' rims (no halo rides along).
     known = region & ~grow(covered, 1) & (own >= OPAQUE)
-    return _Plan(region, alpha, covered, known, (alpha > 0) & ~known)
+    wanted = (alpha > 0) & ~known
+    shown = ~covered
+    restore = np.flatnonzero(wanted & region & shown & (alpha >= 1.0))
+    edge = np.flatnonzero(shown & (alpha > 0) & (alpha < 1)) if margin is not None else _NONE
+    return _Plan(alpha, known, wanted, wanted & covered, restore, edge)
 
 
 def _fill_plan(image: np.ndarray, plan: _Plan, fill: FillFunction) -> np.ndarray:
@@ -114,14 +122,13 @@ def _finish(image: np.ndarray, plan: _Plan, rgb: np.ndarray, *, beneath: list[La
     """Every pixel the layer shows in full keeps the photo's colour; soft edges are
     unmixed against the finished farther layers. (Colour where the layer is clear is
     left as it is: nothing shows it, and the PNG writer zeroes it.)"""
-    alpha, covered = plan.alpha, plan.covered
     # Only pixels the fill invented can differ from the photo: those the layer shows in
     # full (the ring between its fill sources and a nearer layer's rim) get it back.
-    ys, xs = np.nonzero(plan.wanted & plan.region & ~covered & (alpha >= 1.0))
-    rgb[ys, xs] = image[ys, xs]
-    if beneath:
-        _unmix_edge(rgb, image, alpha, beneath, ~covered & (alpha > 0) & (alpha < 1))
-    return Layer(rgb=rgb, alpha=alpha.astype(np.float32, copy=False), filled=plan.wanted & covered)
+    pixels, photo = rgb.reshape(-1, 3), image.reshape(-1, 3)
+    pixels[plan.restore] = photo[plan.restore]
+    if beneath and plan.edge.size:
+        _unmix_edge(pixels, photo, plan.alpha.reshape(-1), beneath, plan.edge)
+    return Layer(rgb=rgb, alpha=plan.alpha.astype(np.float32, copy=False), filled=plan.hidden)
 
 
 def _limit_to_margin(
@@ -140,29 +147,28 @@ def _unmix_edge(
 ) -> None:
     """Make ``I = a·F + (1 - a)·C`` hold on the layer's own soft edge.
 
-    Two colours, one equation: where ``a ≥ ½`` the layer's colour ``F`` is solved, the
-    farther layers' ``C`` being their fill; where ``a < ½`` the farther layer on top
-    beneath is given the colour that makes ``C = (I - a·F) / (1 - a)``, ``F`` being this
-    layer's fill. The divisors stay at or above ½ (noise is amplified at most 4×); where
-    that layer is itself mostly clear, a rare corner of three layers, ``F`` is solved and
-    trusted in proportion to ``a``.
+    ``rgb`` and ``image`` are (N, 3) and ``alpha`` (N,) views of the canvas; ``edge`` holds
+    flat pixel indices. Two colours, one equation: where ``a ≥ ½`` the layer's colour ``F``
+    is solved, the farther layers' ``C`` being their fill; where ``a < ½`` the farther
+    layer on top beneath is given the colour that makes ``C = (I - a·F) / (1 - a)``, ``F``
+    being this layer's fill. The divisors stay at or above ½ (noise is amplified at most
+    4×); where that layer is itself mostly clear, a rare corner of three layers, ``F`` is
+    solved and trusted in proportion to ``a``.
     """
-    ys, xs = np.nonzero(edge)
-    if ys.size == 0:
-        return
+    below_rgb = [layer.rgb.reshape(-1, 3) for layer in beneath]
     # composites[j]: the stack of layers 0..j at these pixels
-    composites = [beneath[0].rgb[ys, xs]]
-    unders = [beneath[0].alpha[ys, xs]]
-    top = np.zeros(ys.size, dtype=np.intp)
+    composites = [below_rgb[0][edge]]
+    unders = [beneath[0].alpha.reshape(-1)[edge]]
+    top = np.zeros(edge.size, dtype=np.intp)
     for index, layer in enumerate(beneath[1:], start=1):
-        unders.append(layer.alpha[ys, xs])
+        unders.append(layer.alpha.reshape(-1)[edge])
         under = unders[-1][:, None]
-        composites.append(under * layer.rgb[ys, xs] + (1.0 - under) * composites[-1])
+        composites.append(under * below_rgb[index][edge] + (1.0 - under) * composites[-1])
         top[unders[-1] > 0.0] = index
-    top_alpha = np.stack(unders)[top, np.arange(ys.size)]
-    a = alpha[ys, xs][:, None]
-    colour = image[ys, xs]
-    own = rgb[ys, xs]
+    top_alpha = np.stack(unders)[top, np.arange(edge.size)]
+    a = alpha[edge][:, None]
+    colour = image[edge]
+    own = rgb[edge]
     push_down = (a[:, 0] < 0.5) & (top_alpha >= 0.5)
     for index in np.unique(top[push_down]):
         pick = push_down & (top == index)
@@ -172,13 +178,13 @@ def _unmix_edge(
         else:
             a_top = top_alpha[pick][:, None]
             solved = (wanted - (1.0 - a_top) * composites[index - 1][pick]) / a_top
-        beneath[index].rgb[ys[pick], xs[pick]] = np.clip(solved, 0.0, 1.0)
+        below_rgb[index][edge[pick]] = np.clip(solved, 0.0, 1.0)
     solve = ~push_down
     composite = composites[-1][solve]
     solved = (colour[solve] - (1.0 - a[solve]) * composite) / np.maximum(a[solve], 1e-3)
     trust = np.clip((a[solve] - 0.05) / 0.25, 0.0, 1.0)
     own[solve] = trust * np.clip(solved, 0.0, 1.0) + (1.0 - trust) * own[solve]
-    rgb[ys, xs] = own
+    rgb[edge] = own
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
