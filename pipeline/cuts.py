@@ -155,7 +155,7 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
         return labels
 
     def speckles(value: int) -> np.ndarray | None:
-        mask = cv2.compare(labels, value, cv2.CMP_EQ)
+        mask = (labels == value).view(np.uint8)
         _count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         is_tiny = stats[:, cv2.CC_STAT_AREA] < min_pixels
         is_tiny[0] = False  # component 0 is everything that is not ``value``
