@@ -22,7 +22,7 @@ import yaml
 
 from config.errors import OutputError
 from pipeline.depth import DepthEstimate
-from pipeline.io import DecodedImage, save_gray16_png, save_rgb_png, save_rgba_png
+from pipeline.io import DecodedImage, pack_8bit, save_gray16_png, save_png, save_rgb_png
 from pipeline.job import Job, JobResult
 from pipeline.layers import Layer
 from pipeline.manifest import (
@@ -36,10 +36,11 @@ from pipeline.manifest import (
 from pipeline.preview import (
     ANIMATION_FRAMES,
     ANIMATION_SECONDS,
+    Parallax,
+    Thumbnail,
     contact_sheet,
     parallax_factors,
-    parallax_frames,
-    thumbnails,
+    thumbnail,
 )
 from pipeline.timing import StageTimer
 from pipeline.webp import encode_animation
@@ -134,19 +135,24 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
 
 def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     count = len(outputs.layers)
-    # The previews are the longest chain (thumbnails, frames, WebP): first, so the
-    # PNGs fill the other thread meanwhile.
-    tasks: list[tuple[Any, ...]] = [(_save_previews, folder, outputs.layers)]
-    tasks.extend(
-        (save_rgba_png, folder / layer_file(i, count), layer.rgb, layer.alpha)
-        for i, layer in enumerate(outputs.layers, start=1)
-    )
-    tasks.append((save_gray16_png, folder / "depth.png", outputs.depth.nearness))
-    if outputs.painterly is not None:
-        tasks.append((save_rgb_png, folder / "stylized.png", outputs.working))
+
+    def save_layer(index: int, layer: Layer) -> Thumbnail:
+        pixels = pack_8bit(layer.rgb, layer.alpha)
+        save_png(folder / layer_file(index, count), pixels)
+        return thumbnail(pixels)
+
+    # The layers first: their thumbnails feed the previews, the longest chain.
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        futures = [pool.submit(task[0], *task[1:]) for task in tasks]
-        for future in futures:
+        small = list(pool.map(save_layer, range(1, count + 1), outputs.layers))
+        others = [pool.submit(save_gray16_png, folder / "depth.png", outputs.depth.nearness)]
+        if outputs.painterly is not None:
+            others.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
+        others.append(pool.submit(_save_contact_sheet, folder / "preview.png", small))
+        parallax = Parallax(small)
+        duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
+        animation = encode_animation(parallax.shifts(), parallax.render, duration_ms=duration_ms)
+        (folder / "parallax.webp").write_bytes(animation)
+        for future in others:
             future.result()
     suffix = job.input_path.suffix.lower()
     _copy(job.input_path, folder / f"source{suffix}")
@@ -155,13 +161,8 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     _write_settings(folder / "settings.yaml", job)
 
 
-def _save_previews(folder: Path, layers: list[Layer]) -> None:
-    """preview.png and parallax.webp, from one set of thumbnails."""
-    small = thumbnails(layers)
-    save_rgb_png(folder / "preview.png", contact_sheet(small))
-    duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
-    animation = encode_animation(parallax_frames(small), duration_ms=duration_ms)
-    (folder / "parallax.webp").write_bytes(animation)
+def _save_contact_sheet(path: Path, small: list[Thumbnail]) -> None:
+    save_rgb_png(path, contact_sheet(small))
 
 
 def _write_settings(path: Path, job: Job) -> None:

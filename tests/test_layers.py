@@ -16,7 +16,7 @@ from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.layers import FillFunction, Layer, recompose
-from pipeline.preview import parallax_frames, thumbnails
+from pipeline.preview import Parallax, thumbnails
 from pipeline.runner import segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
@@ -142,7 +142,7 @@ def test_parallax_preview_at_rest_shows_the_image() -> None:
     shrunk without premultiplying shows as a bright seam along every layer edge)."""
     scene = make_scene(num_surfaces=4, seed=6, width=320, height=240)
     layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=6))
-    frame = next(parallax_frames(thumbnails(layers))).astype(np.float32) / 255.0
+    frame = Parallax(thumbnails(layers)).render(0.0).astype(np.float32) / 255.0
     assert frame.shape == (240, 320, 3)
     off = np.abs(frame - scene_image(scene)).max(axis=2) > 3 / 255
     assert off.mean() < 0.003  # only where three layers meet in one pixel
