@@ -123,7 +123,7 @@ def test_no_halo_of_the_nearer_object_on_the_background() -> None:
 
 def test_many_ramp_pixels_on_a_coarse_grid() -> None:
     """A large canvas with a soft, low-resolution depth map: hundreds of thousands of ramp
-    pixels sampled from reduced statistics (cv2.remap's 32767-pixel side limit)."""
+    pixels, each read from the reduced statistics of its own cell."""
     scene = make_scene(num_surfaces=3, seed=2, width=1600, height=1200)
     depth = depth_estimate(scene, low_resolution=True, seed=2)
     depth = DepthEstimate(
