@@ -108,8 +108,8 @@ def assign_ramps(
             if distance is None:
                 continue
             better = distance < best_score
-            best_score[better] = distance[better]
-            best_label[better] = k
+            np.copyto(best_score, distance, where=better)
+            np.copyto(best_label, k, where=better)
     result = labels.copy()
     result.flat[flat] = best_label
     return result
