@@ -218,9 +218,10 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
         ring = known & (cv2.dilate(target.view(np.uint8), _disc(params.ring_px)) > 0)
         residual = shiftmap.ring_residual(img, known, ring, gain=params.gain)
         low = shiftmap.low1 if residual is None else shiftmap.low1 + residual
-    ys, xs = np.nonzero(target)
-    for start in range(0, ys.size, _CHUNK):  # in chunks: bounded memory for huge holes
-        chunk_y, chunk_x = ys[start : start + _CHUNK], xs[start : start + _CHUNK]
+    flat = np.flatnonzero(target)
+    for start in range(0, flat.size, _CHUNK):  # in chunks: bounded memory for huge holes
+        chunk = flat[start : start + _CHUNK]
+        chunk_y, chunk_x = np.divmod(chunk, target.shape[1])
         points = Points(chunk_x, chunk_y)
         values = points.sample(base, scale=0.5)
         if shiftmap is not None and low is not None:
@@ -231,7 +232,7 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
             detail *= conf[:, None]
             values += detail  # conf is 0 (and detail finite) wherever there is no source
         np.clip(values, 0.0, 1.0, out=values)
-        out[chunk_y, chunk_x] = values
+        _put_pixels(out, chunk, values)
 
 
 # --------------------------------------------------------------------------------------
@@ -363,8 +364,8 @@ class _ShiftMap:
         src *= entry[:, 3:4]
         src += src1
         src -= sources.sample(self.low1, scale=0.5)
-        detail: F32 = np.where(ok[:, None], src, np.float32(0.0))
-        return detail, np.where(ok, entry[:, 2], np.float32(0.0))
+        src[~ok] = 0.0
+        return src, np.where(ok, entry[:, 2], np.float32(0.0))
 
     def ring_residual(self, img: F32, known: Mask, ring: Mask, *, gain: float) -> F32 | None:
         """Mismatch between the known ring and its own copy, continued into the holes.
@@ -534,21 +535,19 @@ def _refine_offsets(
         qy, qx = py >> lvl, px >> lvl
         keep = m[qy, qx]
         qy, qx = qy[keep], qx[keep]
-        luma = _luma_of(colour[qy, qx])
         candidates = (2 * refined[:, None, :] + steps[None, :, :]).reshape(-1, 2)
-        errors = _match_errors(colour, m, qy=qy, qx=qx, luma=luma, candidates=candidates)
+        errors = _match_errors(_luma(colour), m, qy=qy, qx=qx, candidates=candidates)
         best = np.argmin(errors.reshape(len(refined), len(steps)), axis=1)
         refined = candidates.reshape(len(refined), len(steps), 2)[np.arange(len(refined)), best]
     return refined
 
 
 def _match_errors(
-    colour: F32,
+    luma: F32,
     m: Mask,
     *,
     qy: npt.NDArray[np.int64],
     qx: npt.NDArray[np.int64],
-    luma: F32,
     candidates: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
     """Per candidate offset (dy, dx): mean squared luma difference over the sample points
@@ -557,9 +556,9 @@ def _match_errors(
     ry = qy[None, :] + candidates[:, 0:1]
     rx = qx[None, :] + candidates[:, 1:2]
     ok = (ry >= 0) & (ry < h) & (rx >= 0) & (rx < w)
-    ry, rx = np.where(ok, ry, 0), np.where(ok, rx, 0)
-    ok &= m[ry, rx]
-    diff = luma[None, :] - _luma_of(colour[ry, rx])
+    shifted = np.where(ok, ry * w + rx, 0)  # flat indices: one gather per map
+    ok &= m.reshape(-1)[shifted]
+    diff = luma.reshape(-1)[qy * w + qx][None, :] - luma.reshape(-1)[shifted]
     count = ok.sum(axis=1)
     sse = np.where(ok, diff * diff, 0.0).sum(axis=1)
     errors: npt.NDArray[np.float64] = np.where(count >= 32, sse / np.maximum(count, 1), np.inf)
@@ -732,6 +731,16 @@ def _chain(
 
 # --------------------------------------------------------------------------------------
 # Helpers
+
+
+def _put_pixels(image: F32, flat: np.ndarray, values: F32) -> None:
+    """``image`` at the flat pixel indices ``flat`` = ``values``; a window of a larger
+    array (strided rows) takes the slower (y, x) route."""
+    if image.flags.c_contiguous:
+        image.reshape(-1, image.shape[2])[flat] = values
+    else:
+        ys, xs = np.divmod(flat, image.shape[1])
+        image[ys, xs] = values
 
 
 def _disc(radius: int) -> np.ndarray:
