@@ -118,14 +118,11 @@ def assign_ramps(
 def _cells(flat: np.ndarray, *, full: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
     """Flat index, on a reduced grid of shape ``grid``, of the cell holding each pixel
     (flat indices on the full canvas of shape ``full``)."""
+    row_cells = (np.arange(full[0]) * grid[0] // full[0]) * grid[1]
+    column_cells = np.arange(full[1]) * grid[1] // full[1]
     ys, xs = np.divmod(flat, full[1])
-    ys *= grid[0]
-    ys //= full[0]
-    xs *= grid[1]
-    xs //= full[1]
-    ys *= grid[1]
-    ys += xs
-    return ys
+    cells: np.ndarray = row_cells[ys] + column_cells[xs]
+    return cells
 
 
 def _cells_in_use(cells: np.ndarray, *, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
