@@ -176,27 +176,22 @@ def soft_alpha(
     square = np.ones((3, 3), dtype=np.uint8)
     lowest = cv2.erode(labels, square, borderType=cv2.BORDER_REPLICATE)
     highest = cv2.dilate(labels, square, borderType=cv2.BORDER_REPLICATE)
-    ys, xs = np.nonzero(lowest != highest)
+    rim = np.flatnonzero(lowest != highest)
     sums = _rim_sums(
-        image,
-        labels,
-        lowest=lowest,
-        highest=highest,
-        ys=ys,
-        xs=xs,
-        num_layers=num_layers,
-        radius=radius,
+        image, labels, settled=lowest == highest, rim=rim, num_layers=num_layers, radius=radius
     )
-    colours = image[ys, xs]
-    rim_labels = labels[ys, xs]
+    colours = np.take(image.reshape(-1, 3), rim, axis=0)
+    rim_labels = np.take(labels, rim)
+    rim_lowest, rim_highest = np.take(lowest, rim), np.take(highest, rim)
     alphas: list[np.ndarray] = []
     for k in range(num_layers, 1, -1):
         alpha = (labels >= k).astype(np.float32)
-        on_rim = (lowest[ys, xs] < k) & (highest[ys, xs] >= k)
-        inside = sums[on_rim][:, k - 1 :].sum(axis=1)
-        outside = sums[on_rim][:, : k - 1].sum(axis=1)
+        on_rim = (rim_lowest < k) & (rim_highest >= k)
+        layer_sums = sums[on_rim]
+        inside = layer_sums[:, k - 1 :].sum(axis=1)
+        outside = layer_sums[:, : k - 1].sum(axis=1)
         hard = (rim_labels[on_rim] >= k).astype(np.float32)
-        alpha[ys[on_rim], xs[on_rim]] = _project(
+        alpha.reshape(-1)[rim[on_rim]] = _project(
             colours[on_rim], inside, outside, hard, contrast=contrast
         )
         if alphas:
@@ -210,29 +205,29 @@ def _rim_sums(
     image: np.ndarray,
     labels: np.ndarray,
     *,
-    lowest: np.ndarray,
-    highest: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
+    settled: np.ndarray,
+    rim: np.ndarray,
     num_layers: int,
     radius: int,
 ) -> np.ndarray:
-    """Per rim pixel and per layer: box sums of colour and count over the layer's off-rim
-    pixels. Shape (n, num_layers, 4)."""
-    sums = np.zeros((ys.size, num_layers, 4), dtype=np.float32)
-    if ys.size == 0:
+    """Per rim pixel (flat indices ``rim``) and per layer: box sums of colour and count
+    over the layer's ``settled`` (off-rim) pixels. Shape (n, num_layers, 4)."""
+    sums = np.zeros((rim.size, num_layers, 4), dtype=np.float32)
+    if rim.size == 0:
         return sums
-    y0, y1 = max(0, int(ys.min()) - radius), min(labels.shape[0], int(ys.max()) + radius + 1)
+    ys, xs = np.divmod(rim, labels.shape[1])
+    y0, y1 = max(0, int(ys[0]) - radius), min(labels.shape[0], int(ys[-1]) + radius + 1)
     x0, x1 = max(0, int(xs.min()) - radius), min(labels.shape[1], int(xs.max()) + radius + 1)
     crop = image[y0:y1, x0:x1]
-    settled = (lowest == highest)[y0:y1, x0:x1]
+    crop_settled = settled[y0:y1, x0:x1]
     crop_labels = labels[y0:y1, x0:x1]
-    rows, cols = ys - y0, xs - x0
+    at = (ys - y0) * (x1 - x0) + (xs - x0)  # flat indices in the crop
 
     def layer_sums(k: int) -> None:
-        weight = (settled & (crop_labels == k)).astype(np.float32)
-        sums[:, k - 1, :3] = _box_sum(crop * weight[..., None], radius)[rows, cols]
-        sums[:, k - 1, 3] = _box_sum(weight, radius)[rows, cols]
+        weight = ((crop_labels == k) & crop_settled).astype(np.float32)
+        spread_weight = cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB)
+        weighted = cv2.merge([cv2.multiply(crop, spread_weight), weight])
+        sums[:, k - 1] = np.take(_box_sum(weighted, radius).reshape(-1, 4), at, axis=0)
 
     with ThreadPoolExecutor(max_workers=SCORE_THREADS) as pool:
         list(pool.map(layer_sums, range(1, num_layers + 1)))
