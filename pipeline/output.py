@@ -135,24 +135,25 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
 
 def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     count = len(outputs.layers)
-
-    def save_layer(index: int, layer: Layer) -> Thumbnail:
-        pixels = pack_8bit(layer.rgb, layer.alpha)
-        save_png(folder / layer_file(index, count), pixels)
-        return thumbnail(pixels)
-
-    # The layers first: their thumbnails feed the previews, the longest chain.
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        small = list(pool.map(save_layer, range(1, count + 1), outputs.layers))
-        others = [pool.submit(save_gray16_png, folder / "depth.png", outputs.depth.nearness)]
+        # Each layer packed once: its thumbnail first, as the previews (the longest
+        # chain) wait for all of them; its PNG queued behind, overlapping the previews.
+        packed = list(pool.map(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers))
+        thumbs = [pool.submit(thumbnail, pixels) for pixels in packed]
+        files = [
+            pool.submit(save_png, folder / layer_file(index, count), pixels)
+            for index, pixels in enumerate(packed, start=1)
+        ]
+        files.append(pool.submit(save_gray16_png, folder / "depth.png", outputs.depth.nearness))
         if outputs.painterly is not None:
-            others.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
-        others.append(pool.submit(_save_contact_sheet, folder / "preview.png", small))
+            files.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
+        small = [future.result() for future in thumbs]
+        files.append(pool.submit(_save_contact_sheet, folder / "preview.png", small))
         parallax = Parallax(small)
         duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
         animation = encode_animation(parallax.shifts(), parallax.render, duration_ms=duration_ms)
         (folder / "parallax.webp").write_bytes(animation)
-        for future in others:
+        for future in files:
             future.result()
     suffix = job.input_path.suffix.lower()
     _copy(job.input_path, folder / f"source{suffix}")
