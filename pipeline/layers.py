@@ -57,29 +57,65 @@ def build_layers(
 ) -> list[Layer]:
     """``alphas[k-2]`` is the coverage of "layer k or nearer"; ``margins[k-1]`` is how far
     layer k is filled behind nearer layers (ignored for the background, filled fully)."""
-    num_layers = len(alphas) + 1
-    if len(margins) != num_layers:
-        raise ValueError(f"margins needs one entry per layer ({num_layers}), got {len(margins)}")
+    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
+        return builder.finish(alphas)
 
-    def plan_and_fill(k: int) -> tuple[_Plan, np.ndarray]:
-        plan = _plan(
-            labels == k,
-            own=alphas[k - 2] if k >= 2 else np.ones(labels.shape, dtype=np.float32),
-            nearer=alphas[k - 1] if k < num_layers else None,
-            margin=margins[k - 1] if k >= 2 else None,
-        )
-        return plan, _fill_plan(image, plan, fill)
 
-    # Each layer's masks and fill depend only on the alphas (numpy and OpenCV release the
-    # GIL): they run side by side. The unmixing goes back to front, each layer as soon as
-    # its fill is done, while the nearer layers' fills are still running.
-    layers: list[Layer] = []
-    with ThreadPoolExecutor(max_workers=FILL_THREADS) as pool:
-        futures = [pool.submit(plan_and_fill, k) for k in range(1, num_layers + 1)]
-        for future in futures:
+class LayerBuilder:
+    """Builds the layers of a label map. The background's fill, the longest, needs the
+    labels only: it starts at once, on a thread of its own, while the caller works out
+    the soft alphas that :meth:`finish` takes.
+
+    Use as a context manager: leaving it waits for the fills still running.
+    """
+
+    def __init__(
+        self, image: np.ndarray, labels: np.ndarray, *, fill: FillFunction, margins: list[int]
+    ) -> None:
+        self._image, self._labels, self._fill, self._margins = image, labels, fill, margins
+        self._pool = ThreadPoolExecutor(max_workers=FILL_THREADS)
+        self._background = self._pool.submit(self._fill_background)
+
+    def __enter__(self) -> LayerBuilder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def finish(self, alphas: list[np.ndarray]) -> list[Layer]:
+        """The layers, back to front, given the soft alphas of :func:`pipeline.edges.soft_alpha`."""
+        num_layers = len(alphas) + 1
+        if len(self._margins) != num_layers:
+            raise ValueError(
+                f"margins needs one entry per layer ({num_layers}), got {len(self._margins)}"
+            )
+        image, labels = self._image, self._labels
+
+        def plan_and_fill(k: int) -> tuple[_Plan, np.ndarray]:
+            plan = _plan(
+                labels == k,
+                own=alphas[k - 2],
+                nearer=alphas[k - 1] if k < num_layers else None,
+                margin=self._margins[k - 1],
+            )
+            return plan, _fill_plan(image, plan, self._fill)
+
+        # Each layer's masks and fill depend only on the alphas (numpy and OpenCV release
+        # the GIL): they run beside the background's. The unmixing goes back to front,
+        # each layer as soon as its fill is done, while nearer layers' fills still run.
+        nearer = [self._pool.submit(plan_and_fill, k) for k in range(2, num_layers + 1)]
+        known, rgb = self._background.result()
+        plan = _background_plan(labels == 1, known, covered=alphas[0] > CLEAR)
+        layers = [_finish(image, plan, rgb, beneath=[])]
+        for future in nearer:
             plan, rgb = future.result()
             layers.append(_finish(image, plan, rgb, beneath=layers))
-    return layers
+        return layers
+
+    def _fill_background(self) -> tuple[np.ndarray, np.ndarray]:
+        known = _background_known(self._labels)
+        rgb = self._fill(self._image, known, ~known) if not known.all() else self._image.copy()
+        return known, rgb
 
 
 @dataclass(frozen=True)
@@ -97,21 +133,38 @@ class _Plan:
     edge: np.ndarray
 
 
-def _plan(
-    region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int | None
-) -> _Plan:
-    """``region`` is where the layer is the nearest surface, ``own`` the "this layer or
-    nearer" coverage, ``nearer`` the next layer's; ``margin`` None means the background,
-    filled everywhere. Every mask is made here, so the layers' plans run side by side."""
+def _plan(region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int) -> _Plan:
+    """A middle or front layer's plan: ``region`` is where it is the nearest surface,
+    ``own`` the "this layer or nearer" coverage, ``nearer`` the next layer's (None for
+    the front layer), ``margin`` how far it is filled behind nearer layers. Every mask is
+    made here, so the layers' plans run side by side."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
-    alpha = own if margin is None else _limit_to_margin(own, region, covered, margin)
+    alpha = _limit_to_margin(own, region, covered, margin)
     # The fill reads only pixels clear of nearer layers' rims (no halo rides along).
     known = region & ~grow(covered, 1) & (own >= OPAQUE)
     wanted = (alpha > 0) & ~known
     shown = ~covered
     restore = np.flatnonzero(wanted & region & shown & (alpha >= 1.0))
-    edge = np.flatnonzero(shown & (alpha > 0) & (alpha < 1)) if margin is not None else _NONE
+    edge = np.flatnonzero(shown & (alpha > 0) & (alpha < 1))
     return _Plan(alpha, known, wanted, wanted & covered, restore, edge)
+
+
+def _background_known(labels: np.ndarray) -> np.ndarray:
+    """The pixels the background's fill may read, from the labels alone: its own, clear
+    of every pixel a nearer layer's soft edge can reach (the alphas are nonzero only on
+    nearer layers and the one-pixel rim around them) and of the rim beside that."""
+    nearer = cv2.dilate((labels >= 2).view(np.uint8), np.ones((3, 3), np.uint8))
+    known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), 1)
+    return known
+
+
+def _background_plan(region: np.ndarray, known: np.ndarray, *, covered: np.ndarray) -> _Plan:
+    """The background's plan: opaque everywhere, filled wherever it is not ``known``;
+    ``covered`` is where the next layer's alpha hides it."""
+    wanted = ~known
+    restore = np.flatnonzero(wanted & region & ~covered)
+    alpha = np.ones(region.shape, dtype=np.float32)
+    return _Plan(alpha, known, wanted, wanted & covered, restore, _NONE)
 
 
 def _fill_plan(image: np.ndarray, plan: _Plan, fill: FillFunction) -> np.ndarray:

@@ -7,6 +7,7 @@ a reader never sees a half-written job folder.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -24,7 +25,7 @@ from pipeline.formats import find_depth_file
 from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
-from pipeline.layers import FillFunction, build_layers
+from pipeline.layers import FillFunction, LayerBuilder
 from pipeline.manifest import utc_now
 from pipeline.models import ModelCache, resolve_device
 from pipeline.preview import fill_margins
@@ -63,12 +64,16 @@ def run(
     if job.mode is Mode.PAINTERLY:
         with timer.stage("stylize"):
             working, painterly = _stylize(decoded.rgb, depth, job, cache)
-    with timer.stage("layers"):
-        cuts, labels, alphas = segment(working, depth, num_layers=settings.num_layers)
-    with timer.stage("fill"):  # filling, plus the unmixing and assembly of the layers
-        fill, fill_info = _fill_function(job, cache)
-        margins = fill_margins(len(cuts) + 1, working.shape[1])
-        layers = build_layers(working, labels, alphas, fill=fill, margins=margins)
+    fill, fill_info = _fill_function(job, cache)
+    with ExitStack() as fills:
+        with timer.stage("layers"):
+            cuts, labels = segment_labels(working, depth, num_layers=settings.num_layers)
+            margins = fill_margins(cuts.size + 1, working.shape[1])
+            # The background's fill needs the labels only: it runs beside the soft edges.
+            builder = fills.enter_context(LayerBuilder(working, labels, fill=fill, margins=margins))
+            alphas = soft_alpha(working, labels, num_layers=cuts.size + 1)
+        with timer.stage("fill"):  # the rest of the filling, the unmixing and assembly
+            layers = builder.finish(alphas)
     if painterly is not None:
         painterly["alignment_score"] = _alignment(working, labels)
     if progress:
@@ -100,6 +105,14 @@ def segment(
     """Cuts in the depth distribution's gaps, a label map whose edges sit on the image's
     edges, and the soft "layer k or nearer" alphas. Layers left empty are dropped, so
     there may be fewer than ``num_layers``."""
+    cuts, labels = segment_labels(image, depth, num_layers=num_layers)
+    return cuts, labels, soft_alpha(image, labels, num_layers=cuts.size + 1)
+
+
+def segment_labels(
+    image: np.ndarray, depth: DepthEstimate, *, num_layers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`segment` without the soft alphas: the cuts and the label map."""
     nearness = depth.nearness
     cuts = choose_cuts(nearness, num_layers=num_layers)
     labels = label_layers(nearness, cuts)
@@ -107,7 +120,7 @@ def segment(
     labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels, cuts = drop_empty_layers(labels, cuts)
-    return cuts, labels, soft_alpha(image, labels, num_layers=cuts.size + 1)
+    return cuts, labels
 
 
 def _estimate_depth(

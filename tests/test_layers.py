@@ -6,6 +6,8 @@ noisy, quarter-resolution depth like a monocular model gives.
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -15,8 +17,9 @@ from bench.quality import strata, strata_layers
 from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
-from pipeline.layers import FillFunction, Layer, recompose
-from pipeline.preview import Parallax, thumbnails
+from pipeline.fill import fill_hidden
+from pipeline.layers import FillFunction, Layer, LayerBuilder, build_layers, recompose
+from pipeline.preview import Parallax, fill_margins, thumbnails
 from pipeline.runner import segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
@@ -156,3 +159,55 @@ def test_recomposition_is_exact_away_from_three_layer_corners() -> None:
         assert (error > 3 / 255).mean() < 0.003, (surfaces, seed)
         if surfaces <= 3:
             assert error.max() < 0.02, (surfaces, seed)
+
+
+def background_sources(
+    image: np.ndarray, labels: np.ndarray, alphas: list[np.ndarray]
+) -> np.ndarray:
+    """The pixels the background's fill was given to read."""
+    sources: list[np.ndarray] = []
+
+    def spy(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+        if region is not None and np.array_equal(region, ~known):
+            sources.append(known.copy())
+        return image.copy()
+
+    build_layers(image, labels, alphas, fill=spy, margins=[8] * (len(alphas) + 1))
+    assert len(sources) == 1
+    return sources[0]
+
+
+def test_the_background_is_filled_only_from_pixels_no_soft_edge_reaches() -> None:
+    """The background's fill starts from the labels alone, before the soft alphas exist:
+    its sources must still stay clear of every pixel a nearer layer covers at all."""
+    for surfaces, seed in CASES:
+        scene = make_scene(num_surfaces=surfaces, seed=seed, width=320, height=240)
+        image = scene_image(scene)
+        depth = depth_estimate(scene, low_resolution=True, seed=seed)
+        _cuts, labels, alphas = segment(image, depth, num_layers=surfaces)
+        sources = background_sources(image, labels, alphas)
+        assert sources.any(), (surfaces, seed)
+        assert not (sources & (alphas[0] > 0)).any(), (surfaces, seed)
+
+
+def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
+    scene = make_scene(num_surfaces=3, seed=4, width=320, height=240)
+    image = scene_image(scene)
+    _cuts, labels, alphas = segment(
+        image, depth_estimate(scene, low_resolution=False, seed=4), num_layers=3
+    )
+    background_started = threading.Event()
+
+    def fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+        if region is not None and np.array_equal(region, ~known):
+            background_started.set()
+        return fill_hidden(image, known, region=region)
+
+    margins = fill_margins(3, image.shape[1])
+    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
+        assert background_started.wait(timeout=30)  # before finish() is given the alphas
+        layers = builder.finish(alphas)
+    expected = build_layers(image, labels, alphas, fill=fill, margins=margins)
+    for got, want in zip(layers, expected, strict=True):
+        assert np.array_equal(got.rgb, want.rgb)
+        assert np.array_equal(got.alpha, want.alpha)
