@@ -692,9 +692,14 @@ def save_rgb_png(path: Path, rgb: npt.NDArray[np.floating[Any]]) -> None:
 
 def save_gray16_png(path: Path, values: npt.NDArray[np.floating[Any]]) -> None:
     """16-bit grayscale PNG from (H, W) values in [0, 1]."""
+    save_encoded(path, encode_gray16_png(values))
+
+
+def encode_gray16_png(values: npt.NDArray[np.floating[Any]]) -> bytes:
+    """The file :func:`save_gray16_png` writes, as bytes."""
     if values.ndim != 2:
         raise ValueError(f"expected an (H, W) array, got shape {values.shape}")
-    _write(path, encode_png(to_uint16(values)))
+    return encode_png(to_uint16(values))
 
 
 _PNG_COLOUR_TYPES: Final = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
@@ -727,6 +732,11 @@ def encode_png(pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16]) -> bytes:
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     checksum = zlib.crc32(data, zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
+
+
+def save_encoded(path: Path, data: bytes) -> None:
+    """Write a file encoded beforehand (:func:`encode_png`, :func:`encode_gray16_png`)."""
+    _write(path, data)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import yaml
 
 from config.errors import OutputError
 from pipeline.depth import DepthEstimate
-from pipeline.io import DecodedImage, pack_8bit, save_gray16_png, save_png, save_rgb_png
+from pipeline.io import DecodedImage, pack_8bit, save_encoded, save_png, save_rgb_png
 from pipeline.job import Job, JobResult
 from pipeline.layers import Layer
 from pipeline.manifest import (
@@ -55,6 +55,7 @@ class JobOutputs:
     decoded: DecodedImage
     working: np.ndarray
     depth: DepthEstimate
+    depth_png: Future[bytes]  # depth.png, encoded while the layers were made
     depth_file: Path | None
     cuts: np.ndarray
     layers: list[Layer]
@@ -144,7 +145,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
             pool.submit(save_png, folder / layer_file(index, count), pixels)
             for index, pixels in enumerate(packed, start=1)
         ]
-        files.append(pool.submit(save_gray16_png, folder / "depth.png", outputs.depth.nearness))
+        files.append(pool.submit(_save_when_encoded, folder / "depth.png", outputs.depth_png))
         if outputs.painterly is not None:
             files.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
         small = [future.result() for future in thumbs]
@@ -160,6 +161,10 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     if outputs.depth_file is not None:
         _copy(outputs.depth_file, folder / outputs.depth_file.name)
     _write_settings(folder / "settings.yaml", job)
+
+
+def _save_when_encoded(path: Path, encoded: Future[bytes]) -> None:
+    save_encoded(path, encoded.result())
 
 
 def _save_contact_sheet(path: Path, small: list[Thumbnail]) -> None:

@@ -7,6 +7,7 @@ a reader never sees a half-written job folder.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from threading import Lock
@@ -23,7 +24,7 @@ from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.formats import find_depth_file
 from pipeline.inpaint import DiffusionInpainter
-from pipeline.io import DecodedImage, decode_image, read_depth_file
+from pipeline.io import DecodedImage, decode_image, encode_gray16_png, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import FillFunction, LayerBuilder
 from pipeline.manifest import utc_now
@@ -59,40 +60,44 @@ def run(
     depth_file = find_depth_file(job.input_path, settings)
     with timer.stage("depth"):
         depth = _estimate_depth(decoded, depth_file, settings, job, cache)
-    working = decoded.rgb
-    painterly: dict[str, Any] | None = None
-    if job.mode is Mode.PAINTERLY:
-        with timer.stage("stylize"):
-            working, painterly = _stylize(decoded.rgb, depth, job, cache)
-    fill, fill_info = _fill_function(job, cache)
-    with ExitStack() as fills:
+    with ExitStack() as ahead:  # work started before the stage that waits for it
+        # The depth map's PNG needs nothing else: it is encoded beside the layering.
+        encoder = ahead.enter_context(ThreadPoolExecutor(max_workers=1))
+        depth_png = encoder.submit(encode_gray16_png, depth.nearness)
+        working = decoded.rgb
+        painterly: dict[str, Any] | None = None
+        if job.mode is Mode.PAINTERLY:
+            with timer.stage("stylize"):
+                working, painterly = _stylize(decoded.rgb, depth, job, cache)
+        fill, fill_info = _fill_function(job, cache)
         with timer.stage("layers"):
             cuts, labels = segment_labels(working, depth, num_layers=settings.num_layers)
             margins = fill_margins(cuts.size + 1, working.shape[1])
             # The background's fill needs the labels only: it runs beside the soft edges.
-            builder = fills.enter_context(LayerBuilder(working, labels, fill=fill, margins=margins))
+            builder = ahead.enter_context(LayerBuilder(working, labels, fill=fill, margins=margins))
             alphas = soft_alpha(working, labels, num_layers=cuts.size + 1)
         with timer.stage("fill"):  # the rest of the filling, the unmixing and assembly
             layers = builder.finish(alphas)
-    if painterly is not None:
-        painterly["alignment_score"] = _alignment(working, labels)
-    if progress:
-        progress("write", 0.6)
-    result = output.write_job(
-        job,
-        output.JobOutputs(
-            decoded=decoded,
-            working=working,
-            depth=depth,
-            depth_file=depth_file,
-            cuts=cuts,
-            layers=layers,
-            fill=fill_info,
-            painterly=painterly,
-            created_at=created_at,
-        ),
-        timer=timer,
-    )
+        if painterly is not None:
+            painterly["alignment_score"] = _alignment(working, labels)
+        if progress:
+            progress("write", 0.6)
+        result = output.write_job(
+            job,
+            output.JobOutputs(
+                decoded=decoded,
+                working=working,
+                depth=depth,
+                depth_png=depth_png,
+                depth_file=depth_file,
+                cuts=cuts,
+                layers=layers,
+                fill=fill_info,
+                painterly=painterly,
+                created_at=created_at,
+            ),
+            timer=timer,
+        )
     logger.debug("job {} wrote {} in {:.2f}s", job.job_id, result.output_dir, timer.total())
     if progress:
         progress("done", 1.0)
