@@ -84,10 +84,9 @@ def assign_ramps(
     radius = math.ceil(reach / factor)
     cells = _cells(flat, full=labels.shape, grid=small_power.shape)
     used, cells = _cells_in_use(cells, grid_size=small_power.size)
-    colours = np.take(image.reshape(-1, 3), flat, axis=0)
 
-    def score(k: int) -> np.ndarray | None:
-        """Each ramp pixel's colour distance to layer k's flat surroundings (inf: none)."""
+    def colour_model(k: int) -> np.ndarray | None:
+        """Layer k's colour model in each cell in use, or None: k has no pure pixel."""
         share = _reduce(cv2.inRange(flat_labels, k, k), factor)
         weight = (share >= round(255 * PURE)).astype(np.float32)
         if not weight.any():
@@ -96,34 +95,56 @@ def assign_ramps(
         weighted = cv2.merge([cv2.multiply(small_image, spread_weight), weight])
         sums = np.take(_box_sum(weighted, radius).reshape(-1, 4), used, axis=0)
         power = np.take(_box_sum(cv2.multiply(small_power, weight), radius), used)
-        table = _colour_model(sums, power, spread=spread)
-        distance = np.empty(flat.size, dtype=np.float32)
-        # In batches, so the temporaries stay small whatever the canvas size.
-        for start in range(0, flat.size, PIXEL_CHUNK):
-            part = slice(start, start + PIXEL_CHUNK)
-            model = np.take(table, cells[part], axis=0)
-            difference = colours[part] - model[:, :3]
-            np.einsum("ij,ij->i", difference, difference, out=distance[part])
-            distance[part] *= model[:, 3]
-            distance[part] += model[:, 4]
-        return distance
+        return _colour_model(sums, power, spread=spread)
 
-    best_score = np.full(flat.size, np.inf, dtype=np.float32)
-    best_label = np.take(labels, flat)
     with ThreadPoolExecutor(max_workers=SCORE_THREADS) as pool:
-        for k, distance in enumerate(pool.map(score, range(1, num_layers + 1)), start=1):
-            if distance is None:
-                continue
-            better = distance < best_score
-            np.minimum(best_score, distance, out=best_score)
-            # best_label = k where better, without masked writes (on noisy depth, about
-            # half the pixels change: branch-free arithmetic is 10x faster)
-            step = np.subtract(k, best_label, dtype=best_label.dtype)  # wraps: fine
-            step *= better
-            best_label += step
+        models = list(pool.map(colour_model, range(1, num_layers + 1)))
+        candidates = [(k, table) for k, table in enumerate(models, start=1) if table is not None]
+        if not candidates:
+            return labels
+        # Where a single layer has a say, its pixels take it: no colour to compare.
+        say = np.stack([table[:, 4] == 0.0 for _, table in candidates])
+        voices = say.sum(axis=0, dtype=np.uint8)[cells]
+        first = np.array([k for k, _ in candidates], dtype=labels.dtype)[np.argmax(say, axis=0)]
+        assigned = np.where(voices == 1, first[cells], np.take(labels, flat))
+        contested = np.flatnonzero(voices >= 2)
+
+        def closest(part: np.ndarray) -> np.ndarray:
+            colours = np.take(image.reshape(-1, 3), flat[part], axis=0)
+            return _closest_layer(colours, cells[part], candidates)
+
+        batches = [contested[i : i + PIXEL_CHUNK] for i in range(0, contested.size, PIXEL_CHUNK)]
+        for part, chosen in zip(batches, pool.map(closest, batches), strict=True):
+            assigned[part] = chosen
     result = labels.copy()
-    result.reshape(-1)[flat] = best_label
+    result.reshape(-1)[flat] = assigned
     return result
+
+
+def _closest_layer(
+    colours: np.ndarray,
+    cells: np.ndarray,
+    candidates: list[tuple[int, np.ndarray]],
+) -> np.ndarray:
+    """Per pixel (its colour and cell), the candidate layer whose colour model is closest:
+    ``|c - mean|² / (variance + spread)``; the first of equals. uint8 layer numbers."""
+    best = np.full(colours.shape[0], np.inf, dtype=np.float32)
+    chosen = np.zeros(colours.shape[0], dtype=np.uint8)
+    distance = np.empty(colours.shape[0], dtype=np.float32)
+    for k, table in candidates:
+        model = np.take(table, cells, axis=0)
+        difference = colours - model[:, :3]
+        np.einsum("ij,ij->i", difference, difference, out=distance)
+        distance *= model[:, 3]
+        distance += model[:, 4]
+        better = distance < best
+        np.minimum(best, distance, out=best)
+        # chosen = k where better, without masked writes (on noisy depth about half
+        # the pixels change: branch-free arithmetic is 10x faster)
+        step = np.subtract(k, chosen, dtype=chosen.dtype)  # wraps around: fine
+        step *= better
+        chosen += step
+    return chosen
 
 
 def _cells(flat: np.ndarray, *, full: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
