@@ -168,7 +168,7 @@ def _save_when_encoded(path: Path, encoded: Future[bytes]) -> None:
 
 
 def _save_contact_sheet(path: Path, small: list[Thumbnail]) -> None:
-    save_rgb_png(path, contact_sheet(small))
+    save_png(path, contact_sheet(small))
 
 
 def _write_settings(path: Path, job: Job) -> None:

@@ -67,19 +67,17 @@ def thumbnails(layers: list[Layer], *, width: int = ANIMATION_WIDTH) -> list[Thu
 
 
 def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
-    """The layers side by side over a checkerboard, farthest left; float32 RGB."""
+    """The layers side by side over a checkerboard, farthest left; uint8 RGB."""
     height, width = small[0].alpha.shape
     scale = min(1.0, SHEET_HEIGHT / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     board = _checkerboard(size[1], size[0])
-    gap = np.ones((size[1], SHEET_GAP, 3), dtype=np.float32)
+    gap = np.full((size[1], SHEET_GAP, 3), 255, dtype=np.uint8)
     parts: list[np.ndarray] = []
     for thumb in small:
         shrunk = cv2.resize(thumb.rgba, size, interpolation=cv2.INTER_AREA)
-        unit = shrunk.astype(np.float32) * np.float32(1.0 / 255.0)
-        parts.extend([unit[..., :3] + (1.0 - unit[..., 3:]) * board, gap])
-    sheet: np.ndarray = np.concatenate(parts[:-1], axis=1).astype(np.float32)
-    return sheet
+        parts.extend([_over(shrunk, board), gap])
+    return np.concatenate(parts[:-1], axis=1)
 
 
 class Parallax:
@@ -133,11 +131,8 @@ class _Sprite:
 
     def composite_onto(self, frame: np.ndarray, dx: float) -> None:
         """``frame`` (uint8 RGB) = this sprite moved ``dx`` pixels "over" it."""
-        moved = _warp(self.rgba, dx)
-        clear = cv2.cvtColor(cv2.bitwise_not(cv2.extractChannel(moved, 3)), cv2.COLOR_GRAY2RGB)
         box = frame[self.rows, self.columns]
-        under = cv2.multiply(box, clear, scale=1.0 / 255.0)
-        box[...] = cv2.add(under, cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB))
+        box[...] = _over(_warp(self.rgba, dx), box)
 
 
 def _warp(image: np.ndarray, dx: float) -> np.ndarray:
@@ -187,7 +182,15 @@ def _shift(rgb: np.ndarray, alpha: np.ndarray, dx: float) -> tuple[np.ndarray, n
 
 
 def _checkerboard(height: int, width: int, *, cell: int = 12) -> np.ndarray:
+    """uint8 RGB light-grey checks, as image editors show transparency."""
     yy, xx = np.mgrid[0:height, 0:width]
-    light = ((yy // cell + xx // cell) % 2).astype(np.float32)
-    shade = 0.8 + 0.15 * light
-    return np.repeat(shade[..., None], 3, axis=2)
+    light = ((yy // cell + xx // cell) % 2).astype(bool)
+    shade = np.where(light, np.uint8(242), np.uint8(204))  # 0.95 and 0.8 of white
+    return cv2.cvtColor(shade, cv2.COLOR_GRAY2RGB)
+
+
+def _over(premultiplied: np.ndarray, under: np.ndarray) -> np.ndarray:
+    """uint8 premultiplied RGBA "over" uint8 RGB."""
+    clear = cv2.cvtColor(cv2.bitwise_not(cv2.extractChannel(premultiplied, 3)), cv2.COLOR_GRAY2RGB)
+    shown = cv2.multiply(under, clear, scale=1.0 / 255.0)
+    return cv2.add(shown, cv2.cvtColor(premultiplied, cv2.COLOR_RGBA2RGB))
