@@ -119,10 +119,17 @@ def segment_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment` without the soft alphas: the cuts and the label map."""
     nearness = depth.nearness
-    cuts = choose_cuts(nearness, num_layers=num_layers)
-    labels = label_layers(nearness, cuts)
-    ramps = ramp_mask(nearness)
-    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
+
+    def ramps_and_reach() -> tuple[np.ndarray, int]:
+        ramps = ramp_mask(nearness)
+        return ramps, ramp_reach(ramps)
+
+    with ThreadPoolExecutor(max_workers=1) as side:  # two independent reads of the depth
+        found = side.submit(ramps_and_reach)
+        cuts = choose_cuts(nearness, num_layers=num_layers)
+        labels = label_layers(nearness, cuts)
+        ramps, reach = found.result()
+    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=reach)
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels, cuts = drop_empty_layers(labels, cuts)
     return cuts, labels
