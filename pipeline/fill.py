@@ -33,6 +33,7 @@ object) cannot bleed into the fill, even if it is NaN.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -423,15 +424,21 @@ def _analyse_texture(pyr: _Pyramid, img: F32, known: Mask, *, params: _Params) -
     if not offsets:
         return None
     low_level = min(max(2, round(math.log2(max(h, w) / 16.0))), pyr.levels)
-    full = _refine_offsets(offsets, pyr, img, known, level=level, seed=params.seed)
-    coarse, fine = _band_correlations(full, pyr, img, known, low_level=low_level, seed=params.seed)
+
+    def local_fits() -> F32:
+        fits = [_local_fit(detail, m, o, sigma=params.fit_sigma, gain=params.gain) for o in offsets]
+        return np.stack(fits, axis=-1)
+
+    with ThreadPoolExecutor(max_workers=1) as side:  # the thumbnail's work, beside the rest
+        fitted = side.submit(local_fits)
+        full = _refine_offsets(offsets, pyr, img, known, level=level, seed=params.seed)
+        coarse, fine = _band_correlations(
+            full, pyr, img, known, low_level=low_level, seed=params.seed
+        )
+        fit = fitted.result()
     # Of the thumbnail correlation, the share that holds for the copied bands.
     keep = np.clip(coarse / np.maximum(rhos, 1e-3), 0.0, 1.0).astype(np.float32)
     phi = np.clip(fine / np.maximum(coarse, 1e-3), 0.0, 1.0).astype(np.float32)
-    fit = np.stack(
-        [_local_fit(detail, m, o, sigma=params.fit_sigma, gain=params.gain) for o in offsets],
-        axis=-1,
-    )
     fit *= keep[None, None, :]
     table = _chain(m, offsets, full, np.clip(fit, 0.0, 1.0, out=fit), phi)
     if table is None:
