@@ -105,7 +105,8 @@ class LayerBuilder:
         # each layer as soon as its fill is done, while nearer layers' fills still run.
         nearer = [self._pool.submit(plan_and_fill, k) for k in range(2, num_layers + 1)]
         known, rgb = self._background.result()
-        plan = _background_plan(labels == 1, known, covered=alphas[0] > CLEAR)
+        covered = alphas[0] > CLEAR if alphas else np.zeros(labels.shape, dtype=bool)
+        plan = _background_plan(labels == 1, known, covered=covered)
         layers = [_finish(image, plan, rgb, beneath=[])]
         for future in nearer:
             plan, rgb = future.result()
