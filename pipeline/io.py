@@ -669,15 +669,6 @@ def array_from_image(img: Image.Image) -> FloatArray:
     return _unit(np.asarray(img), 255)
 
 
-def save_rgba_png(
-    path: Path, rgb: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]]
-) -> None:
-    """8-bit RGBA PNG from (H, W, 3) colour and (H, W) straight alpha."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or alpha.shape != rgb.shape[:2]:
-        raise ValueError(f"expected (H, W, 3) and (H, W) arrays, got {rgb.shape}, {alpha.shape}")
-    save_png(path, pack_8bit(rgb, alpha))
-
-
 def save_png(path: Path, pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16]) -> None:
     """A PNG of integer pixels as :func:`encode_png` takes them (already packed)."""
     _write(path, encode_png(pixels))

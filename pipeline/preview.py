@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.io import pack_8bit
 from pipeline.layers import Layer
 
 PARALLAX_AMPLITUDE = 0.03
@@ -59,11 +58,6 @@ def thumbnail(rgba: np.ndarray, *, width: int = ANIMATION_WIDTH) -> Thumbnail:
     size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
     premultiplied = cv2.cvtColor(rgba, cv2.COLOR_RGBA2mRGBA)
     return Thumbnail(cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA))
-
-
-def thumbnails(layers: list[Layer], *, width: int = ANIMATION_WIDTH) -> list[Thumbnail]:
-    """:func:`thumbnail` of every layer of a stack."""
-    return [thumbnail(pack_8bit(layer.rgb, layer.alpha), width=width) for layer in layers]
 
 
 def contact_sheet(small: list[Thumbnail]) -> np.ndarray:

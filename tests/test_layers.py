@@ -18,8 +18,9 @@ from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
+from pipeline.io import pack_8bit
 from pipeline.layers import FillFunction, Layer, LayerBuilder, build_layers, recompose
-from pipeline.preview import Parallax, fill_margins, thumbnails
+from pipeline.preview import Parallax, fill_margins, thumbnail
 from pipeline.runner import segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
@@ -145,7 +146,8 @@ def test_parallax_preview_at_rest_shows_the_image() -> None:
     shrunk without premultiplying shows as a bright seam along every layer edge)."""
     scene = make_scene(num_surfaces=4, seed=6, width=320, height=240)
     layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=6))
-    frame = Parallax(thumbnails(layers)).render(0.0).astype(np.float32) / 255.0
+    small = [thumbnail(pack_8bit(layer.rgb, layer.alpha)) for layer in layers]
+    frame = Parallax(small).render(0.0).astype(np.float32) / 255.0
     assert frame.shape == (240, 320, 3)
     off = np.abs(frame - scene_image(scene)).max(axis=2) > 3 / 255
     assert off.mean() < 0.003  # only where three layers meet in one pixel
