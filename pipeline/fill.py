@@ -33,8 +33,10 @@ object) cannot bleed into the fill, even if it is NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -48,10 +50,14 @@ FILL_METHOD = "pushpull-shiftmap"
 
 F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
+_Result = TypeVar("_Result")
 
 _FULL = 1.0 - 1e-3  # a coarse pixel counts as known when (almost) all its footprint is
 _LUMA = (0.299, 0.587, 0.114)
 _CHUNK = 1 << 20  # target pixels filled per batch
+_MIN_SPLIT = 1 << 15  # fewer target pixels are not worth a second thread
+PIXEL_THREADS = 2
+"""Batches of pixels filled side by side (the build machine has two cores)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -220,8 +226,8 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
         residual = shiftmap.ring_residual(img, known, ring, gain=params.gain)
         low = shiftmap.low1 if residual is None else shiftmap.low1 + residual
     flat = np.flatnonzero(target)
-    for start in range(0, flat.size, _CHUNK):  # in chunks: bounded memory for huge holes
-        chunk = flat[start : start + _CHUNK]
+
+    def fill_pixels(chunk: np.ndarray) -> None:
         chunk_y, chunk_x = np.divmod(chunk, target.shape[1])
         points = Points(chunk_x, chunk_y)
         values = points.sample(base, scale=0.5)
@@ -234,6 +240,22 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
             values += detail  # conf is 0 (and detail finite) wherever there is no source
         np.clip(values, 0.0, 1.0, out=values)
         _put_pixels(out, chunk, values)
+
+    _in_batches(fill_pixels, flat)  # each batch writes its own pixels of ``out``
+
+
+def _in_batches(work: Callable[[np.ndarray], _Result], items: np.ndarray) -> list[_Result]:
+    """``work`` on ``items`` in batches, :data:`PIXEL_THREADS` at a time (pixels are
+    independent of each other, and numpy and OpenCV release the GIL); the results in the
+    batches' order. Batches are at most :data:`_CHUNK` items: bounded memory for huge holes.
+    """
+    threads = PIXEL_THREADS if items.size >= _MIN_SPLIT else 1
+    size = max(1, min(_CHUNK, -(-items.size // threads)))
+    batches = [items[start : start + size] for start in range(0, items.size, size)]
+    if len(batches) <= 1:
+        return [work(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(work, batches))
 
 
 # --------------------------------------------------------------------------------------
@@ -374,20 +396,26 @@ class _ShiftMap:
         Returned at pyramid level 1; adding it to the copy removes the seam at the
         hole's edge (a membrane correction in the spirit of seamless cloning).
         """
-        ys, xs = np.nonzero(ring)
-        if ys.size == 0:
+        flat = np.flatnonzero(ring)
+        if flat.size == 0:
             return None
-        points = Points(xs, ys)
-        detail, conf = self.copy(img, known, points)
-        ok = conf > 0.0
-        if not ok.any():
-            return None
-        copy = detail + points.sample(self.low1, scale=0.5)
-        ys, xs = ys[ok], xs[ok]
-        resid = img[ys, xs] - copy[ok]
-        # Splat onto the level-1 grid (2x2 boxes) and push-pull from there.
         h1, w1 = self.pyr.weight(1).shape
-        cell = (ys >> 1) * w1 + (xs >> 1)
+
+        def mismatch(batch: np.ndarray) -> tuple[np.ndarray, F32]:
+            ys, xs = np.divmod(batch, ring.shape[1])
+            points = Points(xs, ys)
+            detail, conf = self.copy(img, known, points)
+            ok = conf > 0.0
+            copy = detail[ok] + points.sample(self.low1, scale=0.5)[ok]
+            cells = (ys[ok] >> 1) * w1 + (xs[ok] >> 1)
+            return cells, _pixels_at(img, batch[ok]) - copy
+
+        parts = _in_batches(mismatch, flat)
+        cell = np.concatenate([part[0] for part in parts])
+        if cell.size == 0:
+            return None
+        resid = np.concatenate([part[1] for part in parts])
+        # Splat onto the level-1 grid (2x2 boxes) and push-pull from there.
         weight = np.bincount(cell, minlength=h1 * w1).astype(np.float32).reshape(h1, w1)
         premult = (
             np.stack([np.bincount(cell, resid[:, c], minlength=h1 * w1) for c in range(3)], axis=-1)
@@ -738,6 +766,16 @@ def _chain(
 
 # --------------------------------------------------------------------------------------
 # Helpers
+
+
+def _pixels_at(image: F32, flat: np.ndarray) -> F32:
+    """``image`` at the flat pixel indices ``flat``, as ``(n, channels)``."""
+    if image.flags.c_contiguous:
+        values: F32 = image.reshape(-1, image.shape[2])[flat]
+        return values
+    ys, xs = np.divmod(flat, image.shape[1])
+    strided: F32 = image[ys, xs]
+    return strided
 
 
 def _put_pixels(image: F32, flat: np.ndarray, values: F32) -> None:
