@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import cv2
 import numpy as np
 
 from pipeline.layers import Layer
@@ -48,13 +49,13 @@ class LayerStats:
 def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) -> list[LayerStats]:
     """Per-layer figures: visible share, bounding box of its pixels, invented share."""
     bounds = [0.0, *(float(c) for c in cuts), 1.0]
-    canvas = float(layers[0].alpha.size)
+    canvas = layers[0].alpha.size
     remaining = np.ones_like(layers[0].alpha)
     visible: list[float] = [0.0] * len(layers)
     for index in range(len(layers) - 1, -1, -1):
         weight = layers[index].alpha * remaining
         visible[index] = float(weight.sum()) / canvas
-        remaining = remaining * (1.0 - layers[index].alpha)
+        remaining -= weight
     stats = []
     for index, layer in enumerate(layers):
         stats.append(
@@ -62,7 +63,7 @@ def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) ->
                 depth_range=(round(bounds[index], 4), round(bounds[index + 1], 4)),
                 coverage=round(visible[index], 6),
                 bbox=_bbox(layer.alpha > 0),
-                filled_fraction=round(float(layer.filled.mean()), 6),
+                filled_fraction=round(int(np.count_nonzero(layer.filled)) / canvas, 6),
                 parallax=round(parallax[index], 4),
             )
         )
@@ -72,11 +73,10 @@ def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) ->
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the mask's pixels, right/bottom exclusive (PIL's
     ``getbbox`` convention); zeros for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    left, top, width, height = cv2.boundingRect(mask.view(np.uint8))
+    if width == 0 or height == 0:
         return (0, 0, 0, 0)
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1))
+    return (left, top, left + width, top + height)
 
 
 def layers_section(stats: list[LayerStats]) -> list[dict[str, Any]]:

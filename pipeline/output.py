@@ -27,6 +27,7 @@ from pipeline.job import Job, JobResult
 from pipeline.layers import Layer
 from pipeline.manifest import (
     SCHEMA_VERSION,
+    LayerStats,
     layer_file,
     layer_stats,
     layers_section,
@@ -73,9 +74,9 @@ def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
             shutil.rmtree(temp)
         temp.mkdir()
         started = time.perf_counter()
-        _write_files(temp, job, outputs)
+        stats = _write_files(temp, job, outputs)
         timer.add("write", time.perf_counter() - started)
-        manifest = build_manifest(job, outputs, timer)
+        manifest = build_manifest(job, outputs, timer, stats)
         _write_json(temp / MANIFEST, manifest)
         final = _claim_destination(temp, root, job)
     except OSError as exc:
@@ -85,10 +86,11 @@ def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
     return JobResult(output_dir=final, manifest=manifest)
 
 
-def build_manifest(job: Job, outputs: JobOutputs, timer: StageTimer) -> dict[str, Any]:
+def build_manifest(
+    job: Job, outputs: JobOutputs, timer: StageTimer, stats: list[LayerStats]
+) -> dict[str, Any]:
     height, width = outputs.working.shape[:2]
     source_width, source_height = outputs.decoded.source_size
-    stats = layer_stats(outputs.layers, outputs.cuts, parallax_factors(len(outputs.layers)))
     completed_at = utc_now()
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -134,9 +136,14 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
     return models
 
 
-def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
+def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats]:
+    """Every file but the manifest; returns the manifest's layer figures, worked out
+    while the files are encoded."""
     count = len(outputs.layers)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        stats = pool.submit(
+            layer_stats, outputs.layers, outputs.cuts, parallax_factors(len(outputs.layers))
+        )
         # Each layer packed once: its thumbnail first, as the previews (the longest
         # chain) wait for all of them; its PNG queued behind, overlapping the previews.
         packed = list(pool.map(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers))
@@ -161,6 +168,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> None:
     if outputs.depth_file is not None:
         _copy(outputs.depth_file, folder / outputs.depth_file.name)
     _write_settings(folder / "settings.yaml", job)
+    return stats.result()
 
 
 def _save_when_encoded(path: Path, encoded: Future[bytes]) -> None:
