@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from pipeline.sampling import Points
+from pipeline.sampling import Points, put_pixels, take_pixels
 
 FILL_METHOD = "pushpull-shiftmap"
 """Name of the default fill, recorded in the manifest."""
@@ -769,9 +769,10 @@ def _chain(
 
 
 def _pixels_at(image: F32, flat: np.ndarray) -> F32:
-    """``image`` at the flat pixel indices ``flat``, as ``(n, channels)``."""
+    """``image`` at the flat pixel indices ``flat``, as ``(n, channels)``; a window of a
+    larger array (strided rows) takes the slower (y, x) route."""
     if image.flags.c_contiguous:
-        values: F32 = image.reshape(-1, image.shape[2])[flat]
+        values: F32 = take_pixels(image, flat)
         return values
     ys, xs = np.divmod(flat, image.shape[1])
     strided: F32 = image[ys, xs]
@@ -782,7 +783,7 @@ def _put_pixels(image: F32, flat: np.ndarray, values: F32) -> None:
     """``image`` at the flat pixel indices ``flat`` = ``values``; a window of a larger
     array (strided rows) takes the slower (y, x) route."""
     if image.flags.c_contiguous:
-        image.reshape(-1, image.shape[2])[flat] = values
+        put_pixels(image, flat, values)
     else:
         ys, xs = np.divmod(flat, image.shape[1])
         image[ys, xs] = values

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.sampling import put_pixels, take_pixels
+
 FillFunction = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 """``fill(image, known, region) -> image`` with the pixels in ``region & ~known`` invented."""
 
@@ -179,7 +181,7 @@ def _finish(image: np.ndarray, plan: _Plan, rgb: np.ndarray, *, beneath: list[La
     # Only pixels the fill invented can differ from the photo: those the layer shows in
     # full (the ring between its fill sources and a nearer layer's rim) get it back.
     pixels, photo = rgb.reshape(-1, 3), image.reshape(-1, 3)
-    pixels[plan.restore] = photo[plan.restore]
+    put_pixels(pixels, plan.restore, take_pixels(photo, plan.restore))
     if beneath and plan.edge.size:
         _unmix_edge(pixels, photo, plan.alpha.reshape(-1), beneath, plan.edge)
     return Layer(rgb=rgb, alpha=plan.alpha.astype(np.float32, copy=False), filled=plan.hidden)
@@ -211,18 +213,20 @@ def _unmix_edge(
     """
     below_rgb = [layer.rgb.reshape(-1, 3) for layer in beneath]
     # composites[j]: the stack of layers 0..j at these pixels
-    composites = [below_rgb[0][edge]]
+    composites = [take_pixels(below_rgb[0], edge)]
     unders = [beneath[0].alpha.reshape(-1)[edge]]
     top = np.zeros(edge.size, dtype=np.intp)
     for index, layer in enumerate(beneath[1:], start=1):
         unders.append(layer.alpha.reshape(-1)[edge])
         under = unders[-1][:, None]
-        composites.append(under * below_rgb[index][edge] + (1.0 - under) * composites[-1])
+        composites.append(
+            under * take_pixels(below_rgb[index], edge) + (1.0 - under) * composites[-1]
+        )
         top[unders[-1] > 0.0] = index
     top_alpha = np.stack(unders)[top, np.arange(edge.size)]
     a = alpha[edge][:, None]
-    colour = image[edge]
-    own = rgb[edge]
+    colour = take_pixels(image, edge)
+    own = take_pixels(rgb, edge)
     push_down = (a[:, 0] < 0.5) & (top_alpha >= 0.5)
     for index in np.unique(top[push_down]):
         pick = push_down & (top == index)
@@ -232,13 +236,13 @@ def _unmix_edge(
         else:
             a_top = top_alpha[pick][:, None]
             solved = (wanted - (1.0 - a_top) * composites[index - 1][pick]) / a_top
-        below_rgb[index][edge[pick]] = np.clip(solved, 0.0, 1.0)
+        put_pixels(below_rgb[index], edge[pick], np.clip(solved, 0.0, 1.0))
     solve = ~push_down
     composite = composites[-1][solve]
     solved = (colour[solve] - (1.0 - a[solve]) * composite) / np.maximum(a[solve], 1e-3)
     trust = np.clip((a[solve] - 0.05) / 0.25, 0.0, 1.0)
     own[solve] = trust * np.clip(solved, 0.0, 1.0) + (1.0 - trust) * own[solve]
-    rgb[edge] = own
+    put_pixels(rgb, edge, own)
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
