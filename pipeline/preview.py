@@ -57,7 +57,26 @@ def thumbnail(rgba: np.ndarray, *, width: int = ANIMATION_WIDTH) -> Thumbnail:
     scale = min(1.0, width / canvas_width)
     size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
     premultiplied = cv2.cvtColor(rgba, cv2.COLOR_RGBA2mRGBA)
-    return Thumbnail(cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA))
+    return Thumbnail(shrink(premultiplied, size))
+
+
+def shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``pixels`` area-averaged down to ``size`` = (width, height).
+
+    Halved exactly while at least twice the size (OpenCV's 2×2 box path, ~25× faster
+    than a general area resize), then one area resize for the rest: the same box filter
+    to within rounding, as Pillow's ``reducing_gap`` does. An odd last row or column is
+    repeated to make the halving exact."""
+    while pixels.shape[1] >= 2 * size[0] and pixels.shape[0] >= 2 * size[1]:
+        odd_rows, odd_columns = pixels.shape[0] % 2, pixels.shape[1] % 2
+        if odd_rows or odd_columns:
+            pixels = cv2.copyMakeBorder(pixels, 0, odd_rows, 0, odd_columns, cv2.BORDER_REPLICATE)
+        half = (pixels.shape[1] // 2, pixels.shape[0] // 2)
+        pixels = cv2.resize(pixels, half, interpolation=cv2.INTER_AREA)
+    if (pixels.shape[1], pixels.shape[0]) == size:
+        return pixels
+    shrunk: np.ndarray = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return shrunk
 
 
 def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
