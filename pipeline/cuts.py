@@ -160,7 +160,10 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
         count, components = cv2.connectedComponents(mask, connectivity=8)
         is_tiny = np.bincount(components.ravel(), minlength=count) < min_pixels
         is_tiny[0] = False  # component 0 is everything that is not ``value``
-        return is_tiny[components] if is_tiny.any() else None
+        if not is_tiny.any():
+            return None
+        tiny: np.ndarray = np.take(is_tiny, np.asarray(components))
+        return tiny
 
     with ThreadPoolExecutor(max_workers=ISLAND_THREADS) as pool:
         values = range(1, int(labels.max()) + 1)  # an absent value has no component
@@ -175,8 +178,8 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     _, nearest = cv2.distanceTransformWithLabels(
         small.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
-    kept_labels = np.concatenate([[0], labels[~small]]).astype(labels.dtype)
-    merged: np.ndarray = kept_labels[nearest]
+    kept_labels = np.concatenate([np.zeros(1, labels.dtype), labels[~small]])
+    merged: np.ndarray = np.take(kept_labels, np.asarray(nearest))
     return merged
 
 

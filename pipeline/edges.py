@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from pipeline.blocks import block_mean, grid_shape
+
 SCORE_THREADS = 2
 """Per-layer statistics are taken side by side (numpy and OpenCV release the GIL)."""
 PURE = 0.999
@@ -78,16 +80,16 @@ def assign_ramps(
     # read at each ramp pixel's own cell, lose nothing the IoU figures can see
     # (bench/quality) and cost a fraction of full-resolution ones.
     factor = max(2, reach // samples_per_reach)
-    small_image = _reduce(image, factor)
+    small_image = block_mean(image, factor)
     small_power = np.einsum("ijc,ijc->ij", small_image, small_image)
     flat_labels = np.where(ramps, 0, labels).astype(np.uint8)
     radius = math.ceil(reach / factor)
-    cells = _cells(flat, full=labels.shape, grid=small_power.shape)
+    cells = _cells(flat, shape=labels.shape, factor=factor)
     used, cells = _cells_in_use(cells, grid_size=small_power.size)
 
     def colour_model(k: int) -> np.ndarray | None:
         """Layer k's colour model in each cell in use, or None: k has no pure pixel."""
-        share = _reduce(cv2.inRange(flat_labels, k, k), factor)
+        share = block_mean(cv2.inRange(flat_labels, k, k), factor)
         weight = (share >= round(255 * PURE)).astype(np.float32)
         if not weight.any():
             return None
@@ -147,11 +149,12 @@ def _closest_layer(
     return chosen
 
 
-def _cells(flat: np.ndarray, *, full: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
-    """Flat index, on a reduced grid of shape ``grid``, of the cell holding each pixel
-    (flat indices on the full canvas of shape ``full``)."""
-    row_cells = ((np.arange(full[0]) * grid[0] // full[0]) * grid[1]).astype(np.int32)
-    column_cells = (np.arange(full[1]) * grid[1] // full[1]).astype(np.int32)
+def _cells(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarray:
+    """Flat index, on the grid of ``factor``-pixel blocks (:func:`pipeline.blocks.block_mean`),
+    of the cell holding each pixel (flat indices on a canvas of ``shape``)."""
+    columns = grid_shape(shape, factor)[1]
+    row_cells = (np.arange(shape[0], dtype=np.int32) // factor) * np.int32(columns)
+    column_cells = np.arange(shape[1], dtype=np.int32) // factor
     cell_of_pixel = np.add.outer(row_cells, column_cells)  # one gather beats a divmod
     cells: np.ndarray = cell_of_pixel.reshape(-1).take(flat)
     return cells
@@ -293,12 +296,3 @@ def _box_sum(values: np.ndarray, radius: int) -> np.ndarray:
         values, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT
     )
     return summed
-
-
-def _reduce(values: np.ndarray, factor: int) -> np.ndarray:
-    if factor <= 1:
-        return values
-    height, width = values.shape[:2]
-    size = (max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor)))
-    reduced: np.ndarray = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
-    return reduced

@@ -1,0 +1,46 @@
+"""Reduced grids of whole blocks: each cell of a ``factor``-times smaller grid is the mean of
+the ``factor`` × ``factor`` block of pixels it covers.
+
+OpenCV's area resize has a fast path for an integer factor that divides the size, and a
+general one, ~10× slower, for anything else. A canvas rarely divides evenly, so the whole
+blocks take the fast path and only the last, partial row and column of blocks (the mean of
+the pixels they hold) the general one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def grid_shape(shape: tuple[int, ...], factor: int) -> tuple[int, int]:
+    """(rows, columns) of the grid of ``factor``-pixel blocks over an array of ``shape``."""
+    return -(-shape[0] // factor), -(-shape[1] // factor)
+
+
+def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of each ``factor`` × ``factor`` block of ``values`` ((H, W) or (H, W, C)),
+    as an array of :func:`grid_shape` rows and columns, of the same dtype (integers
+    rounded, as OpenCV does). A block cut short by the edge is the mean of its pixels."""
+    if factor < 1:
+        raise ValueError(f"factor = {factor!r} is invalid: allowed integers ≥ 1.")
+    if factor == 1:
+        return values
+    rows, columns = grid_shape(values.shape, factor)
+    grid = np.empty((rows, columns, *values.shape[2:]), dtype=values.dtype)
+    for grid_y, pixel_y in _spans(values.shape[0], factor):
+        for grid_x, pixel_x in _spans(values.shape[1], factor):
+            cells = grid[grid_y, grid_x]
+            size = (cells.shape[1], cells.shape[0])
+            reduced = cv2.resize(values[pixel_y, pixel_x], size, interpolation=cv2.INTER_AREA)
+            cells[...] = reduced.reshape(cells.shape)
+    return grid
+
+
+def _spans(length: int, factor: int) -> list[tuple[slice, slice]]:
+    """Along one axis: (grid cells, pixels) of the whole blocks, then of the partial one."""
+    whole = length // factor
+    spans = [(slice(0, whole), slice(0, whole * factor))] if whole else []
+    if length % factor:
+        spans.append((slice(whole, whole + 1), slice(whole * factor, length)))
+    return spans
