@@ -268,7 +268,7 @@ def _rim_sums(
     depth = cv2.CV_16U if box[0] * box[1] * 255 <= np.iinfo(np.uint16).max else cv2.CV_32S
 
     def layer_sums(k: int) -> None:
-        pure = cv2.bitwise_and(cv2.compare(crop_labels, k, cv2.CMP_EQ), settled8)
+        pure = cv2.bitwise_and(cv2.inRange(crop_labels, k, k), settled8)
         weighted = cv2.bitwise_and(crop8, crop8, mask=pure)  # 0 off the layer's pixels
         summed = cv2.boxFilter(
             weighted, depth, box, normalize=False, borderType=cv2.BORDER_CONSTANT
