@@ -10,8 +10,8 @@ what a monocular model gives). Every method gets the same 8-bit image, the same 
 count, and returns :class:`pipeline.layers.Layer` objects, so :func:`bench.metrics.score`
 applies unchanged. The background layer is opaque for every method.
 
-- ``strata``: ``pipeline.runner.segment`` + ``pipeline.layers.build_layers`` with the
-  built-in fill, exactly as a job runs it.
+- ``strata``: ``pipeline.stack.build_stack`` with the built-in fill, exactly as a job
+  runs it.
 - ``strata+telea``: Strata's segmentation and layer assembly with OpenCV's Telea as the
   fill function instead of the built-in fill: isolates the fill (the "below Telea" target).
 - ``quantile+telea``: cuts at equal-count depth quantiles, hard 0/1 masks, and OpenCV's
@@ -47,9 +47,9 @@ from bench.scenes import Scene, degrade_depth, make_scene
 from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
-from pipeline.layers import FillFunction, Layer, build_layers
+from pipeline.layers import FillFunction, Layer
 from pipeline.preview import fill_margins
-from pipeline.runner import segment
+from pipeline.stack import build_stack
 
 TELEA_RADIUS = 5
 FEATHER_SIGMA = 2.0  # pixels at REFERENCE_WIDTH
@@ -97,9 +97,7 @@ def strata_layers(
     image: np.ndarray, depth: DepthEstimate, count: int, *, fill: FillFunction
 ) -> list[Layer]:
     """Strata's segmentation and layers (as a job builds them) with the given fill."""
-    _cuts, labels, alphas = segment(image, depth, num_layers=count)
-    margins = fill_margins(len(alphas) + 1, image.shape[1])
-    return build_layers(image, labels, alphas, fill=fill, margins=margins)
+    return build_stack(image, depth, num_layers=count, fill=fill).layers
 
 
 def telea_fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
@@ -188,7 +186,7 @@ METHODS: dict[str, Callable[[np.ndarray, DepthEstimate, int], list[Layer]]] = {
     "bins+feather": bins_feather,
 }
 METHOD_NOTES = {
-    "strata": "segment + build_layers + built-in fill (as a job runs)",
+    "strata": "build_stack + built-in fill (as a job runs)",
     "strata+telea": "Strata's segmentation and layers, Telea r=5 as the fill",
     "quantile+telea": "equal-count depth quantiles, hard masks, Telea r=5 behind nearer layers",
     "bins+feather": "uniform depth bins, Gaussian-feathered masks (σ 2 px @ 384 px), "

@@ -21,22 +21,16 @@ from loguru import logger
 from config.model import JobSettings, Mode
 from pipeline import fill as fill_stage
 from pipeline import output
-from pipeline.cuts import choose_cuts, drop_empty_layers, label_layers, remove_islands
 from pipeline.depth import DepthEstimate, get_depth_estimator, nearness_from_raw
-from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.formats import find_depth_file
 from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, encode_gray16_png, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
-from pipeline.layers import FillFunction, LayerBuilder
+from pipeline.layers import FillFunction
 from pipeline.manifest import utc_now
 from pipeline.models import ModelCache, resolve_device
-from pipeline.preview import fill_margins
+from pipeline.stack import build_stack
 from pipeline.timing import StageTimer
-
-MIN_ISLAND_SHARE = 0.0005
-"""Connected pieces of a layer smaller than this share of the canvas merge into their
-surroundings (depth-map speckle, not objects)."""
 
 _process_cache = ModelCache()
 
@@ -73,16 +67,9 @@ def run(
             with timer.stage("stylize"):
                 working, painterly = _stylize(decoded.rgb, depth, job, cache)
         fill, fill_info = _fill_function(job, cache)
-        with timer.stage("layers"):
-            cuts, labels = segment_labels(working, depth, num_layers=settings.num_layers)
-            margins = fill_margins(cuts.size + 1, working.shape[1])
-            # The background's fill needs the labels only: it runs beside the soft edges.
-            builder = ahead.enter_context(LayerBuilder(working, labels, fill=fill, margins=margins))
-            alphas = soft_alpha(working, labels, num_layers=cuts.size + 1)
-        with timer.stage("fill"):  # the rest of the filling, the unmixing and assembly
-            layers = builder.finish(alphas)
+        stack = build_stack(working, depth, num_layers=settings.num_layers, fill=fill, timer=timer)
         if painterly is not None:
-            painterly["alignment_score"] = _alignment(working, labels)
+            painterly["alignment_score"] = _alignment(working, stack.labels)
         if progress:
             progress("write", 0.6)
         result = output.write_job(
@@ -93,8 +80,8 @@ def run(
                 depth=depth,
                 depth_png=depth_png,
                 depth_file=depth_file,
-                cuts=cuts,
-                layers=layers,
+                cuts=stack.cuts,
+                layers=stack.layers,
                 fill=fill_info,
                 painterly=painterly,
                 created_at=created_at,
@@ -121,37 +108,6 @@ def opencv_threads(count: int) -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(previous)
-
-
-def segment(
-    image: np.ndarray, depth: DepthEstimate, *, num_layers: int
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Cuts in the depth distribution's gaps, a label map whose edges sit on the image's
-    edges, and the soft "layer k or nearer" alphas. Layers left empty are dropped, so
-    there may be fewer than ``num_layers``."""
-    cuts, labels = segment_labels(image, depth, num_layers=num_layers)
-    return cuts, labels, soft_alpha(image, labels, num_layers=cuts.size + 1)
-
-
-def segment_labels(
-    image: np.ndarray, depth: DepthEstimate, *, num_layers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`segment` without the soft alphas: the cuts and the label map."""
-    nearness = depth.nearness
-
-    def ramps_and_reach() -> tuple[np.ndarray, int]:
-        ramps = ramp_mask(nearness)
-        return ramps, ramp_reach(ramps)
-
-    with ThreadPoolExecutor(max_workers=1) as side:  # two independent reads of the depth
-        found = side.submit(ramps_and_reach)
-        cuts = choose_cuts(nearness, num_layers=num_layers)
-        labels = label_layers(nearness, cuts)
-        ramps, reach = found.result()
-    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=reach)
-    labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
-    labels, cuts = drop_empty_layers(labels, cuts)
-    return cuts, labels
 
 
 def _estimate_depth(

@@ -19,9 +19,16 @@ from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
 from pipeline.io import pack_8bit
-from pipeline.layers import FillFunction, Layer, LayerBuilder, build_layers, recompose
+from pipeline.layers import (
+    FillFunction,
+    Layer,
+    LayerBuilder,
+    background_sources,
+    build_layers,
+    recompose,
+)
 from pipeline.preview import Parallax, fill_margins, thumbnail
-from pipeline.runner import segment
+from pipeline.stack import build_stack, segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
 
@@ -163,10 +170,8 @@ def test_recomposition_is_exact_away_from_three_layer_corners() -> None:
             assert error.max() < 0.02, (surfaces, seed)
 
 
-def background_sources(
-    image: np.ndarray, labels: np.ndarray, alphas: list[np.ndarray]
-) -> np.ndarray:
-    """The pixels the background's fill was given to read."""
+def background_fill_sources(image: np.ndarray, depth: DepthEstimate, count: int) -> np.ndarray:
+    """The pixels a job's background fill is given to read (:func:`build_stack`)."""
     sources: list[np.ndarray] = []
 
     def spy(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
@@ -174,25 +179,26 @@ def background_sources(
             sources.append(known.copy())
         return image.copy()
 
-    build_layers(image, labels, alphas, fill=spy, margins=[8] * (len(alphas) + 1))
+    build_stack(image, depth, num_layers=count, fill=spy)
     assert len(sources) == 1
     return sources[0]
 
 
 def test_the_background_is_filled_only_from_pixels_no_soft_edge_reaches() -> None:
-    """The background's fill starts from the labels alone, before the soft alphas exist:
-    its sources must still stay clear of every pixel a nearer layer covers at all."""
+    """The background's fill starts before the soft alphas exist: its sources must still
+    stay clear of every pixel a nearer layer covers at all."""
     for surfaces, seed in CASES:
         scene = make_scene(num_surfaces=surfaces, seed=seed, width=320, height=240)
         image = scene_image(scene)
         depth = depth_estimate(scene, low_resolution=True, seed=seed)
         _cuts, labels, alphas = segment(image, depth, num_layers=surfaces)
-        sources = background_sources(image, labels, alphas)
+        sources = background_fill_sources(image, depth, surfaces)
         assert sources.any(), (surfaces, seed)
+        assert np.array_equal(sources, background_sources(labels)), (surfaces, seed)
         assert not (sources & (alphas[0] > 0)).any(), (surfaces, seed)
 
 
-def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
+def test_the_background_fill_runs_as_soon_as_it_is_started() -> None:
     scene = make_scene(num_surfaces=3, seed=4, width=320, height=240)
     image = scene_image(scene)
     _cuts, labels, alphas = segment(
@@ -206,9 +212,10 @@ def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
         return fill_hidden(image, known, region=region)
 
     margins = fill_margins(3, image.shape[1])
-    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
+    with LayerBuilder(image, fill=fill) as builder:
+        builder.start_background(background_sources(labels))
         assert background_started.wait(timeout=30)  # before finish() is given the alphas
-        layers = builder.finish(alphas)
+        layers = builder.finish(labels, alphas, margins=margins)
     expected = build_layers(image, labels, alphas, fill=fill, margins=margins)
     for got, want in zip(layers, expected, strict=True):
         assert np.array_equal(got.rgb, want.rgb)
