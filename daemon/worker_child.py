@@ -40,12 +40,12 @@ def load_runner(reference: str) -> Callable[..., Any]:
 
 def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
     """Run jobs sent over ``conn`` until it closes or sends ``None``."""
+    keep_freed_memory()  # before any thread allocates: one heap for all of them
     _exit_with_parent(os.getppid())
     _configure_logging(log_level)
     offline_environment()
     runner = load_runner(runner_reference)
     cache = ModelCache()
-    keep_freed_memory()
     conn.send(("ready", os.getpid()))
     holding = False  # freed memory kept since the last job
     while True:
