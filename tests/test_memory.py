@@ -10,7 +10,7 @@ import pytest
 from pipeline.memory import keep_freed_memory, release_freed_memory
 
 # Page faults in the second of two rounds of allocating and freeing arrays of image sizes
-# (24–28 MB): glibc's adaptive defaults map some afresh (thousands of faults of 4 KiB pages).
+# (24–28 MB): glibc's adaptive defaults map some afresh (~900–1500 faults of 4 KiB pages).
 # The rounds run on the main thread or on a worker thread, as the pipeline's stages do.
 _REFAULTS = """
 import resource, sys, threading
@@ -53,7 +53,7 @@ def refaults(mode: str, where: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
 @pytest.mark.parametrize("where", ["main", "thread"])
 def test_a_freed_image_sized_block_is_reused_without_page_faults(where: str) -> None:
-    assert refaults("default", where) > 1000
+    assert refaults("default", where) > 500
     assert refaults("keep", where) < 100
 
 
