@@ -33,6 +33,8 @@ PURE = 0.999
 """A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
 PIXEL_CHUNK = 1 << 18
 """Ramp pixels scored per batch."""
+_CONTESTED = 255
+"""A cell where several layers have a say (layer numbers stay below it)."""
 
 
 def ramp_mask(nearness: np.ndarray, *, ramp_scale: float = 4.0) -> np.ndarray:
@@ -74,8 +76,7 @@ def assign_ramps(
     pixels take one of the layers found on flat ground within ``reach`` pixels: the one
     whose local mean colour, scaled by its local colour spread, is closest.
     """
-    flat = np.flatnonzero(ramps)  # one flat index gathers faster than (ys, xs) pairs
-    if flat.size == 0 or reach <= 0:
+    if reach <= 0 or not ramps.any():
         return labels
     # Local means are smooth: statistics on a grid of half the resolution or coarser,
     # read at each ramp pixel's own cell, lose nothing the IoU figures can see
@@ -83,10 +84,9 @@ def assign_ramps(
     factor = max(2, reach // samples_per_reach)
     small_image = block_mean(image, factor)
     small_power = np.einsum("ijc,ijc->ij", small_image, small_image)
-    flat_labels = np.where(ramps, 0, labels).astype(np.uint8)
+    flat_labels = np.where(ramps, np.uint8(0), labels)
     radius = math.ceil(reach / factor)
-    cells = _cells(flat, shape=labels.shape, factor=factor)
-    used, cells = _cells_in_use(cells, grid_size=small_power.size)
+    used = np.flatnonzero(block_mean(ramps.view(np.uint8) * np.uint8(255), factor))
 
     def colour_model(k: int) -> np.ndarray | None:
         """Layer k's colour model in each cell in use, or None: k has no pure pixel."""
@@ -105,23 +105,37 @@ def assign_ramps(
         candidates = [(k, table) for k, table in enumerate(models, start=1) if table is not None]
         if not candidates:
             return labels
-        # Where a single layer has a say, its pixels take it: no colour to compare.
+        # Per cell: the one layer with a say (its ramp pixels take it, no colour to
+        # compare), none (they keep their label) or several (colours compared).
         say = np.stack([table[:, 4] == 0.0 for _, table in candidates])
-        voices = say.sum(axis=0, dtype=np.uint8)[cells]
-        first = np.array([k for k, _ in candidates], dtype=labels.dtype)[np.argmax(say, axis=0)]
-        assigned = np.where(voices == 1, first[cells], np.take(labels, flat))
-        contested = np.flatnonzero(voices >= 2)
+        voices = say.sum(axis=0)
+        first = np.array([k for k, _ in candidates], dtype=np.uint8)[np.argmax(say, axis=0)]
+        verdict = np.zeros(small_power.size, dtype=np.uint8)
+        verdict[used] = np.where(voices == 1, first, np.where(voices == 0, 0, _CONTESTED))
+        at_pixel = _per_pixel(verdict.reshape(small_power.shape), factor, labels.shape)
+        result = labels.copy()
+        np.copyto(result, at_pixel, where=ramps & (at_pixel != 0) & (at_pixel != _CONTESTED))
+        contested = np.flatnonzero(ramps & (at_pixel == _CONTESTED))
+        position = np.zeros(small_power.size, dtype=np.intp)
+        position[used] = np.arange(used.size)
 
         def closest(part: np.ndarray) -> np.ndarray:
-            colours = np.take(image.reshape(-1, 3), flat[part], axis=0)
-            return _closest_layer(colours, cells[part], candidates)
+            colours = np.take(image.reshape(-1, 3), part, axis=0)
+            cells = position[_cells(part, shape=labels.shape, factor=factor)]
+            return _closest_layer(colours, cells, candidates)
 
         batches = [contested[i : i + PIXEL_CHUNK] for i in range(0, contested.size, PIXEL_CHUNK)]
         for part, chosen in zip(batches, pool.map(closest, batches), strict=True):
-            assigned[part] = chosen
-    result = labels.copy()
-    result.reshape(-1)[flat] = assigned
+            result.reshape(-1)[part] = chosen
     return result
+
+
+def _per_pixel(grid: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A grid of ``factor``-pixel blocks read back at every pixel of a canvas of ``shape``."""
+    rows, columns = grid.shape
+    size = (columns * factor, rows * factor)
+    pixels: np.ndarray = cv2.resize(grid, size, interpolation=cv2.INTER_NEAREST)
+    return pixels[: shape[0], : shape[1]]
 
 
 def _closest_layer(
@@ -153,26 +167,9 @@ def _closest_layer(
 def _cells(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarray:
     """Flat index, on the grid of ``factor``-pixel blocks (:func:`pipeline.blocks.block_mean`),
     of the cell holding each pixel (flat indices on a canvas of ``shape``)."""
-    columns = grid_shape(shape, factor)[1]
-    row_cells = (np.arange(shape[0], dtype=np.int32) // factor) * np.int32(columns)
-    column_cells = np.arange(shape[1], dtype=np.int32) // factor
-    cell_of_pixel = np.add.outer(row_cells, column_cells)  # one gather beats a divmod
-    cells: np.ndarray = cell_of_pixel.reshape(-1).take(flat)
+    rows, columns = np.divmod(flat, shape[1])
+    cells: np.ndarray = (rows // factor) * grid_shape(shape, factor)[1] + columns // factor
     return cells
-
-
-def _cells_in_use(cells: np.ndarray, *, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The grid cells that hold a pixel (flat indices), and each pixel's position among
-    them: statistics are then made for those cells only. With more pixels than cells,
-    every cell is taken as it is."""
-    if cells.size >= grid_size:
-        return np.arange(grid_size), cells
-    in_use = np.zeros(grid_size, dtype=bool)
-    in_use[cells] = True
-    used = np.flatnonzero(in_use)
-    position = np.zeros(grid_size, dtype=np.intp)
-    position[used] = np.arange(used.size)
-    return used, position[cells]
 
 
 def _colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> np.ndarray:
