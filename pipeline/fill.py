@@ -746,14 +746,17 @@ def _chain(
     h, w = m.shape
     hole = ~m
     dist = cv2.distanceTransform(hole.view(np.uint8), cv2.DIST_L2, 3)
-    yy, xx = np.mgrid[0:h, 0:w]
     best = np.zeros((h, w), np.float32)
     choice = np.full((h, w), -1, np.int64)
     for k, (oy, ox) in enumerate(offsets):
-        ty, tx = yy + oy, xx + ox
-        inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
-        ty, tx = np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)
-        towards = inside & (m[ty, tx] | (dist[ty, tx] < dist - 0.5))
+        # Where the hop lands inside the picture: the pixels (y, x) and their targets.
+        here = slice(max(0, -oy), min(h, h - oy)), slice(max(0, -ox), min(w, w - ox))
+        there = (
+            slice(here[0].start + oy, here[0].stop + oy),
+            slice(here[1].start + ox, here[1].stop + ox),
+        )
+        towards = np.zeros((h, w), dtype=bool)
+        towards[here] = m[there] | (dist[there] < dist[here] - 0.5)
         better = towards & (fit[:, :, k] > best)
         best = np.where(better, fit[:, :, k], best)
         choice = np.where(better, k, choice)
