@@ -162,6 +162,8 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
         is_tiny[0] = False  # component 0 is everything that is not ``value``
         if not is_tiny.any():
             return None
+        if is_tiny[1:].all():  # the whole layer is speckle
+            return mask.view(bool)
         tiny: np.ndarray = np.take(is_tiny, np.asarray(components))
         return tiny
 
