@@ -163,7 +163,8 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
         if not is_tiny.any():
             return None
         if is_tiny[1:].all():  # the whole layer is speckle
-            return mask.view(bool)
+            whole: np.ndarray = mask.view(bool)
+            return whole
         tiny: np.ndarray = np.take(is_tiny, np.asarray(components))
         return tiny
 
