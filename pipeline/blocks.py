@@ -37,6 +37,14 @@ def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
     return grid
 
 
+def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
+    """Whether each ``factor`` × ``factor`` block of the boolean ``mask`` holds a True pixel,
+    on the grid of :func:`grid_shape`."""
+    full = mask.view(np.uint8) * np.uint8(255)  # one pixel of 255 survives the block mean
+    found: np.ndarray = block_mean(full, factor) > 0
+    return found
+
+
 def _spans(length: int, factor: int) -> list[tuple[slice, slice]]:
     """Along one axis: (grid cells, pixels) of the whole blocks, then of the partial one."""
     whole = length // factor

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from pipeline.blocks import block_mean, grid_shape
+from pipeline.blocks import block_any, block_mean, grid_shape
 from pipeline.io import to_uint8
 
 SCORE_THREADS = 2
@@ -86,7 +86,7 @@ def assign_ramps(
     small_power = np.einsum("ijc,ijc->ij", small_image, small_image)
     flat_labels = np.where(ramps, np.uint8(0), labels)
     radius = math.ceil(reach / factor)
-    used = np.flatnonzero(block_mean(ramps.view(np.uint8) * np.uint8(255), factor))
+    used = np.flatnonzero(block_any(ramps, factor))  # the cells holding a ramp pixel
 
     def colour_model(k: int) -> np.ndarray | None:
         """Layer k's colour model in each cell in use, or None: k has no pure pixel."""

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from pipeline.blocks import block_mean
+from pipeline.blocks import block_any
 from pipeline.sampling import Points, put_pixels, take_pixels
 
 FILL_METHOD = "pushpull-shiftmap"
@@ -206,19 +206,12 @@ def _working_window(target: Mask, known: Mask, *, reach: int) -> tuple[int, int,
 def _reach(target: Mask, known: Mask, *, cell: int = 8) -> int:
     """Largest distance (px) from a target pixel to a known one, on a grid of ``cell`` px."""
     h, w = target.shape
-    any_known = _any_in_cells(known, cell)
+    any_known = block_any(known, cell)
     if not any_known.any():
         return int(max(h, w))
-    any_target = _any_in_cells(target, cell)
+    any_target = block_any(target, cell)
     dist = cv2.distanceTransform((~any_known).view(np.uint8), cv2.DIST_L2, 3)
     return int(cell * (float(dist[any_target].max(initial=0.0)) + 1.0))
-
-
-def _any_in_cells(mask: Mask, cell: int) -> Mask:
-    """Whether each ``cell`` × ``cell`` block of ``mask`` holds a True pixel."""
-    full = mask.view(np.uint8) * np.uint8(255)  # one pixel of 255 survives the block mean
-    blocks: Mask = block_mean(full, cell) > 0
-    return blocks
 
 
 def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Params) -> None:

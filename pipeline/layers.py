@@ -65,9 +65,9 @@ def build_layers(
 
 class LayerBuilder:
     """Builds the layers of one image. The background's fill, the longest, needs only its
-    sources (:func:`background_sources`): :meth:`start_background` runs it on a thread
-    of its own, even before the labels are final, while the caller settles them and works
-    out the soft alphas that :meth:`finish` takes.
+    sources (:func:`background_sources`, from the labels): :meth:`start_background` runs
+    it on a thread of its own while the caller works out the soft alphas that
+    :meth:`finish` takes (without it, :meth:`finish` starts it).
 
     Use as a context manager: leaving it waits for the fills still running.
     """
@@ -84,8 +84,8 @@ class LayerBuilder:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start_background(self, sources: np.ndarray) -> None:
-        """Fill the background from ``sources``: :func:`background_sources` of the final
-        labels, or any subset of them (a subset only reads fewer pixels)."""
+        """Fill the background from ``sources``: :func:`background_sources` of the labels
+        that :meth:`finish` will be given."""
         if self._background is not None:
             raise RuntimeError("the background's fill has already been started")
         self._background = self._pool.submit(self._fill_background, sources)
@@ -137,15 +137,12 @@ class LayerBuilder:
         return known, rgb
 
 
-def background_sources(labels: np.ndarray, *, excluded: np.ndarray | None = None) -> np.ndarray:
+def background_sources(labels: np.ndarray) -> np.ndarray:
     """The pixels the background's fill may read, from the labels alone: its own, clear
     of every pixel a nearer layer's soft edge can reach (the alphas are nonzero only on
-    nearer layers and the one-pixel rim around them) and of the rim beside that; less
-    ``excluded`` pixels."""
+    nearer layers and the one-pixel rim around them) and of the rim beside that."""
     nearer = cv2.dilate((labels >= 2).view(np.uint8), np.ones((3, 3), np.uint8))
     known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), 1)
-    if excluded is not None:
-        known &= ~excluded
     return known
 
 

@@ -57,16 +57,16 @@ def thumbnail(rgba: np.ndarray, *, width: int = ANIMATION_WIDTH) -> Thumbnail:
     scale = min(1.0, width / canvas_width)
     size = (max(1, round(canvas_width * scale)), max(1, round(height * scale)))
     premultiplied = cv2.cvtColor(rgba, cv2.COLOR_RGBA2mRGBA)
-    return Thumbnail(shrink(premultiplied, size))
+    return Thumbnail(_shrink(premultiplied, size))
 
 
-def shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``pixels`` area-averaged down to ``size`` = (width, height).
 
-    Halved exactly while at least twice the size (OpenCV's 2×2 box path, ~25× faster
-    than a general area resize), then one area resize for the rest: the same box filter
-    to within rounding, as Pillow's ``reducing_gap`` does. An odd last row or column is
-    repeated to make the halving exact."""
+    Halved while at least twice the size (exact 2×2 means: OpenCV's integer-factor path,
+    ~25× faster than a general area resize; an odd last row or column is repeated), then
+    one area resize for the rest, as Pillow's ``reducing_gap`` does. The footprint is a
+    little wider than one area resize's: a softer, not a different, thumbnail."""
     while pixels.shape[1] >= 2 * size[0] and pixels.shape[0] >= 2 * size[1]:
         odd_rows, odd_columns = pixels.shape[0] % 2, pixels.shape[1] % 2
         if odd_rows or odd_columns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.blocks import block_mean, grid_shape
+from pipeline.blocks import block_any, block_mean, grid_shape
 
 
 def _brute_force(values: np.ndarray, factor: int) -> np.ndarray:
@@ -49,3 +49,16 @@ def test_integer_cells_are_rounded_means() -> None:
 def test_a_factor_below_one_is_refused_with_the_allowed_range() -> None:
     with pytest.raises(ValueError, match=r"factor = 0 .* allowed integers ≥ 1"):
         block_mean(np.zeros((4, 4), np.float32), 0)
+
+
+def test_block_any_finds_a_single_pixel_in_a_partial_block() -> None:
+    mask = np.zeros((10, 13), dtype=bool)
+    mask[9, 12] = True  # the last pixel, in the partial corner block
+    mask[1, 1] = True
+
+    found = block_any(mask, 4)
+
+    assert found.shape == (3, 4)
+    assert found.sum() == 2
+    assert found[0, 0]
+    assert found[2, 3]
