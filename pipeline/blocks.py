@@ -45,6 +45,15 @@ def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
     return found
 
 
+def block_expand(grid: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse direction: a 2-D ``grid`` of ``factor``-pixel blocks read back at every
+    pixel of an array of ``shape`` (each cell's value on each pixel of its block)."""
+    rows, columns = grid.shape
+    size = (columns * factor, rows * factor)
+    pixels: np.ndarray = cv2.resize(grid, size, interpolation=cv2.INTER_NEAREST)
+    return pixels[: shape[0], : shape[1]]
+
+
 def _spans(length: int, factor: int) -> list[tuple[slice, slice]]:
     """Along one axis: (grid cells, pixels) of the whole blocks, then of the partial one."""
     whole = length // factor

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from pipeline.blocks import block_any, block_mean, grid_shape
+from pipeline.blocks import block_any, block_expand, block_mean, grid_shape
 from pipeline.io import to_uint8
 
 SCORE_THREADS = 2
@@ -112,7 +112,7 @@ def assign_ramps(
         first = np.array([k for k, _ in candidates], dtype=np.uint8)[np.argmax(say, axis=0)]
         verdict = np.zeros(small_power.size, dtype=np.uint8)
         verdict[used] = np.where(voices == 1, first, np.where(voices == 0, 0, _CONTESTED))
-        at_pixel = _per_pixel(verdict.reshape(small_power.shape), factor, labels.shape)
+        at_pixel = block_expand(verdict.reshape(small_power.shape), factor, labels.shape)
         result = labels.copy()
         np.copyto(result, at_pixel, where=ramps & (at_pixel != 0) & (at_pixel != _CONTESTED))
         contested = np.flatnonzero(ramps & (at_pixel == _CONTESTED))
@@ -128,14 +128,6 @@ def assign_ramps(
         for part, chosen in zip(batches, pool.map(closest, batches), strict=True):
             result.reshape(-1)[part] = chosen
     return result
-
-
-def _per_pixel(grid: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
-    """A grid of ``factor``-pixel blocks read back at every pixel of a canvas of ``shape``."""
-    rows, columns = grid.shape
-    size = (columns * factor, rows * factor)
-    pixels: np.ndarray = cv2.resize(grid, size, interpolation=cv2.INTER_NEAREST)
-    return pixels[: shape[0], : shape[1]]
 
 
 def _closest_layer(

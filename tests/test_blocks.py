@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.blocks import block_any, block_mean, grid_shape
+from pipeline.blocks import block_any, block_expand, block_mean, grid_shape
 
 
 def _brute_force(values: np.ndarray, factor: int) -> np.ndarray:
@@ -62,3 +62,16 @@ def test_block_any_finds_a_single_pixel_in_a_partial_block() -> None:
     assert found.sum() == 2
     assert found[0, 0]
     assert found[2, 3]
+
+
+@pytest.mark.parametrize("factor", [2, 3, 5, 6, 7, 12])
+def test_block_expand_gives_each_pixel_its_own_cell(factor: int) -> None:
+    """OpenCV's nearest resize by an integer factor repeats cells exactly (no off-by-one
+    from the inexact 1/factor) and the canvas may cut the last blocks short."""
+    grid = np.random.default_rng(factor).integers(0, 256, (9, 11), dtype=np.uint8)
+    shape = (9 * factor - factor // 2, 11 * factor - 1)
+
+    pixels = block_expand(grid, factor, shape)
+
+    expected = np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
+    np.testing.assert_array_equal(pixels, expected[: shape[0], : shape[1]])
