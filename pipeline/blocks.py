@@ -1,5 +1,6 @@
 """Reduced grids of whole blocks: each cell of a ``factor``-times smaller grid is the mean of
-the ``factor`` × ``factor`` block of pixels it covers.
+the ``factor`` × ``factor`` block of pixels it covers (:func:`block_mean`, :func:`block_any`),
+and a grid read back at every pixel (:func:`block_expand`).
 
 OpenCV's area resize has a fast path for an integer factor that divides the size, and a
 general one, ~10× slower, for anything else. A canvas rarely divides evenly, so the whole
