@@ -13,7 +13,7 @@ of the object on the farther one) and recomposition reproduces the image.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -59,23 +59,24 @@ def build_layers(
 ) -> list[Layer]:
     """``alphas[k-2]`` is the coverage of "layer k or nearer"; ``margins[k-1]`` is how far
     layer k is filled behind nearer layers (ignored for the background, filled fully)."""
-    with LayerBuilder(image, fill=fill) as builder:
-        return builder.finish(labels, alphas, margins=margins)
+    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
+        return builder.finish(alphas)
 
 
 class LayerBuilder:
-    """Builds the layers of one image. The background's fill, the longest, needs only its
-    sources (:func:`background_sources`, from the labels): :meth:`start_background` runs
-    it on a thread of its own while the caller works out the soft alphas that
-    :meth:`finish` takes (without it, :meth:`finish` starts it).
+    """Builds the layers of a label map. The background's fill, the longest, needs the
+    labels only (:func:`background_sources`): it starts at once, on a thread of its own,
+    while the caller works out the soft alphas that :meth:`finish` takes.
 
     Use as a context manager: leaving it waits for the fills still running.
     """
 
-    def __init__(self, image: np.ndarray, *, fill: FillFunction) -> None:
-        self._image, self._fill = image, fill
+    def __init__(
+        self, image: np.ndarray, labels: np.ndarray, *, fill: FillFunction, margins: list[int]
+    ) -> None:
+        self._image, self._labels, self._fill, self._margins = image, labels, fill, margins
         self._pool = ThreadPoolExecutor(max_workers=FILL_THREADS)
-        self._background: Future[tuple[np.ndarray, np.ndarray]] | None = None
+        self._background = self._pool.submit(self._fill_background)
 
     def __enter__(self) -> LayerBuilder:
         return self
@@ -83,38 +84,21 @@ class LayerBuilder:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def start_background(self, sources: np.ndarray) -> None:
-        """Fill the background from ``sources``: :func:`background_sources` of the labels
-        that :meth:`finish` will be given."""
-        if self._background is not None:
-            raise RuntimeError("the background's fill has already been started")
-        self._background = self._pool.submit(self._fill_background, sources)
-
-    def _background_fill(self, labels: np.ndarray) -> Future[tuple[np.ndarray, np.ndarray]]:
-        """The background's fill: the one started, else one started now from ``labels``."""
-        if self._background is None:
-            self._background = self._pool.submit(self._fill_background, background_sources(labels))
-        return self._background
-
-    def finish(
-        self, labels: np.ndarray, alphas: list[np.ndarray], *, margins: list[int]
-    ) -> list[Layer]:
-        """The layers, back to front, given the final labels, the soft alphas of
-        :func:`pipeline.edges.soft_alpha` and each layer's fill margin."""
+    def finish(self, alphas: list[np.ndarray]) -> list[Layer]:
+        """The layers, back to front, given the soft alphas of :func:`pipeline.edges.soft_alpha`."""
         num_layers = len(alphas) + 1
-        if len(margins) != num_layers:
+        if len(self._margins) != num_layers:
             raise ValueError(
-                f"margins needs one entry per layer ({num_layers}), got {len(margins)}"
+                f"margins needs one entry per layer ({num_layers}), got {len(self._margins)}"
             )
-        background = self._background_fill(labels)
-        image = self._image
+        image, labels = self._image, self._labels
 
         def plan_and_fill(k: int) -> tuple[_Plan, np.ndarray]:
             plan = _plan(
                 labels == k,
                 own=alphas[k - 2],
                 nearer=alphas[k - 1] if k < num_layers else None,
-                margin=margins[k - 1],
+                margin=self._margins[k - 1],
             )
             return plan, _fill_plan(image, plan, self._fill)
 
@@ -122,7 +106,7 @@ class LayerBuilder:
         # the GIL): they run beside the background's. The unmixing goes back to front,
         # each layer as soon as its fill is done, while nearer layers' fills still run.
         nearer = [self._pool.submit(plan_and_fill, k) for k in range(2, num_layers + 1)]
-        known, rgb = background.result()
+        known, rgb = self._background.result()
         covered = alphas[0] > CLEAR if alphas else np.zeros(labels.shape, dtype=bool)
         plan = _background_plan(labels == 1, known, covered=covered)
         layers = [_finish(image, plan, rgb, beneath=[])]
@@ -131,19 +115,10 @@ class LayerBuilder:
             layers.append(_finish(image, plan, rgb, beneath=layers))
         return layers
 
-    def _fill_background(self, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        image = self._image
-        rgb = self._fill(image, known, ~known) if not known.all() else image.copy()
+    def _fill_background(self) -> tuple[np.ndarray, np.ndarray]:
+        known = background_sources(self._labels)
+        rgb = self._fill(self._image, known, ~known) if not known.all() else self._image.copy()
         return known, rgb
-
-
-def background_sources(labels: np.ndarray) -> np.ndarray:
-    """The pixels the background's fill may read, from the labels alone: its own, clear
-    of every pixel a nearer layer's soft edge can reach (the alphas are nonzero only on
-    nearer layers and the one-pixel rim around them) and of the rim beside that."""
-    nearer = cv2.dilate((labels >= 2).view(np.uint8), np.ones((3, 3), np.uint8))
-    known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), 1)
-    return known
 
 
 @dataclass(frozen=True)
@@ -175,6 +150,15 @@ def _plan(region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, mar
     restore = np.flatnonzero(wanted & region & shown & (alpha >= 1.0))
     edge = np.flatnonzero(shown & (alpha > 0) & (alpha < 1))
     return _Plan(alpha, known, wanted, wanted & covered, restore, edge)
+
+
+def background_sources(labels: np.ndarray) -> np.ndarray:
+    """The pixels the background's fill may read, from the labels alone: its own, clear
+    of every pixel a nearer layer's soft edge can reach (the alphas are nonzero only on
+    nearer layers and the one-pixel rim around them) and of the rim beside that."""
+    nearer = cv2.dilate((labels >= 2).view(np.uint8), np.ones((3, 3), np.uint8))
+    known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), 1)
+    return known
 
 
 def _background_plan(region: np.ndarray, known: np.ndarray, *, covered: np.ndarray) -> _Plan:

@@ -9,6 +9,7 @@ thread of its own while the soft edges are worked out.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from pipeline.cuts import choose_cuts, drop_empty_layers, label_layers, remove_islands
 from pipeline.depth import DepthEstimate
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
-from pipeline.layers import FillFunction, Layer, LayerBuilder, background_sources
+from pipeline.layers import FillFunction, Layer, LayerBuilder
 from pipeline.preview import fill_margins
 from pipeline.timing import StageTimer
 
@@ -43,14 +44,15 @@ def build_stack(
     """The layers of ``image`` cut at its ``depth``, as a job makes them; ``timer`` gets
     the stages "layers" (segmentation and soft edges) and "fill" (the rest)."""
     timer = timer if timer is not None else StageTimer(None)
-    with LayerBuilder(image, fill=fill) as builder:
+    with ExitStack() as running:
         with timer.stage("layers"):
             cuts, labels = segment_labels(image, depth, num_layers=num_layers)
-            builder.start_background(background_sources(labels))  # runs beside the soft edges
+            margins = fill_margins(cuts.size + 1, image.shape[1])
+            # The background's fill needs the labels only: it runs beside the soft edges.
+            builder = running.enter_context(LayerBuilder(image, labels, fill=fill, margins=margins))
             alphas = soft_alpha(image, labels, num_layers=cuts.size + 1)
         with timer.stage("fill"):
-            margins = fill_margins(cuts.size + 1, image.shape[1])
-            layers = builder.finish(labels, alphas, margins=margins)
+            layers = builder.finish(alphas)
     return Stack(cuts, labels, layers)
 
 

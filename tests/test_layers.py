@@ -198,7 +198,7 @@ def test_the_background_is_filled_only_from_pixels_no_soft_edge_reaches() -> Non
         assert not (sources & (alphas[0] > 0)).any(), (surfaces, seed)
 
 
-def test_the_background_fill_runs_as_soon_as_it_is_started() -> None:
+def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
     scene = make_scene(num_surfaces=3, seed=4, width=320, height=240)
     image = scene_image(scene)
     _cuts, labels, alphas = segment(
@@ -212,10 +212,9 @@ def test_the_background_fill_runs_as_soon_as_it_is_started() -> None:
         return fill_hidden(image, known, region=region)
 
     margins = fill_margins(3, image.shape[1])
-    with LayerBuilder(image, fill=fill) as builder:
-        builder.start_background(background_sources(labels))
+    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
         assert background_started.wait(timeout=30)  # before finish() is given the alphas
-        layers = builder.finish(labels, alphas, margins=margins)
+        layers = builder.finish(alphas)
     expected = build_layers(image, labels, alphas, fill=fill, margins=margins)
     for got, want in zip(layers, expected, strict=True):
         assert np.array_equal(got.rgb, want.rgb)
