@@ -485,9 +485,10 @@ def _analyse_texture(pyr: _Pyramid, img: F32, known: Mask, *, params: _Params) -
     return _ShiftMap(level, table, pyr, low)
 
 
-def _luma(colour: F32) -> F32:
+def _luma(colour: np.ndarray) -> F32:
+    """Luma of colours on the last axis: an ``(H, W, 3)`` picture or ``(n, 3)`` samples."""
     r, g, b = _LUMA
-    y: F32 = (colour[:, :, 0] * r + colour[:, :, 1] * g + colour[:, :, 2] * b).astype(np.float32)
+    y: F32 = (colour[..., 0] * r + colour[..., 1] * g + colour[..., 2] * b).astype(np.float32)
     return y
 
 
@@ -604,8 +605,8 @@ def _match_errors(
     shifted = np.where(ok, ry * w + rx, 0)  # flat indices: one gather per map
     ok &= m.reshape(-1)[shifted]
     # Luma at the points read only: a whole-picture luma map costs more than the reads.
-    here = _luma_of(_pixels_at(colour, qy * w + qx))
-    there = _luma_of(_pixels_at(colour, shifted.reshape(-1))).reshape(shifted.shape)
+    here = _luma(_pixels_at(colour, qy * w + qx))
+    there = _luma(_pixels_at(colour, shifted.reshape(-1))).reshape(shifted.shape)
     diff = here[None, :] - there
     count = ok.sum(axis=1)
     sse = np.where(ok, diff * diff, 0.0).sum(axis=1)
@@ -648,9 +649,9 @@ def _band_correlations(
     flat = np.concatenate([part for _, here, there in pairs for part in (here, there)])
     ys, xs = np.divmod(flat, w)
     points = Points(xs, ys)
-    full = _luma_of(_pixels_at(img, flat))
-    lvl1 = _luma_of(points.sample(pyr.filled(1), scale=0.5))
-    low = _luma_of(points.sample(pyr.filled(low_level), scale=1.0 / (1 << low_level)))
+    full = _luma(_pixels_at(img, flat))
+    lvl1 = _luma(points.sample(pyr.filled(1), scale=0.5))
+    low = _luma(points.sample(pyr.filled(low_level), scale=1.0 / (1 << low_level)))
     coarse_band, fine_band = lvl1 - low, full - lvl1
     start = 0
     for k, here, _ in pairs:
@@ -667,13 +668,6 @@ def _correlation(a: F32, b: F32) -> float:
     if energy <= 1e-12:
         return 0.0
     return 1.0 - float(np.sum((a - b) ** 2)) / energy
-
-
-def _luma_of(rgb: np.ndarray) -> F32:
-    """Luma of an ``(n, 3)`` array of colours (the same arithmetic as :func:`_luma`)."""
-    r, g, b = _LUMA
-    y: F32 = (rgb[:, 0] * r + rgb[:, 1] * g + rgb[:, 2] * b).astype(np.float32)
-    return y
 
 
 def _local_fit(detail: F32, m: Mask, offset: tuple[int, int], *, sigma: float, gain: float) -> F32:
