@@ -21,7 +21,7 @@ from config.loader import Resolved, resolve_job_settings
 from config.model import JobSettings, Mode, Settings
 from daemon import lifecycle
 from daemon.fingerprint import depth_map_for, file_sha256, settings_key
-from daemon.ledger import JobFailure, JobInputs, JobRecord, Ledger
+from daemon.ledger import JobFailure, JobInputs, JobRecord, JobStatus, Ledger
 from daemon.notify import Notifier
 from daemon.worker import Failed, JobRunner, Outcome, Stopped, Succeeded
 from pipeline.job import Job
@@ -181,10 +181,7 @@ class JobExecutor:
         if isinstance(outcome, Succeeded):
             self._end_succeeded(job, paths, outcome, settings, None)
         elif isinstance(outcome, Stopped) and outcome.why == "shutdown":
-            self.ledger.requeue(job.id, interrupted=True)
-            logger.warning(
-                "job {} interrupted by shutdown; it runs again at the next start", job.id
-            )
+            self.ledger.requeue(job.id, interrupted=True)  # the job's log line says so
         elif isinstance(outcome, Stopped):
             self._end_cancelled(job, paths, settings)
         elif outcome.transient and job.attempts <= self.settings.value.queue.retries:
@@ -286,6 +283,24 @@ class JobExecutor:
         job = self.ledger.get(job_id)
         if job is None:
             return
-        logger.bind(job=job.id).info(
-            "{} {} in {:.2f} s", job.input_filename, job.status.value, seconds
-        )
+        line = log_line(job, seconds, shutting_down=self.abort.is_set())
+        logger.bind(job=job.id).log("WARNING" if job.status is JobStatus.FAILED else "INFO", line)
+
+
+def log_line(job: JobRecord, seconds: float, *, shutting_down: bool) -> str:
+    """The one line a job's run leaves in the log: how it ended and, if it did not
+    complete, why (the reason a person reads in ``error.yaml``) and what happens next."""
+    took = f"{seconds:.2f} s"
+    name = job.input_filename
+    if job.status is JobStatus.COMPLETED:
+        reused = f" (the result of job {job.duplicate_of})" if job.duplicate_of else ""
+        return f"{name} completed in {took}{reused}"
+    if job.status is JobStatus.FAILED:
+        return f"{name} failed after {took}: {job.error_message or 'no reason recorded'}"
+    if job.status is JobStatus.CANCELLED:
+        return f"{name} cancelled after {took}"
+    if job.status is JobStatus.PENDING and shutting_down:
+        return f"{name} cut short by the shutdown after {took}; it runs again at the next start"
+    if job.status is JobStatus.PENDING:
+        return f"{name} back in the queue after {took}: {job.error_message or 'to run again'}"
+    return f"{name} left {job.status.value} after {took}"

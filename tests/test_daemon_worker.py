@@ -9,13 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 from PIL import Image
 
 from config.loader import load_settings
 from config.model import Mode
 from daemon.executor import JobExecutor
 from daemon.ledger import JobStatus, Ledger
-from daemon.worker import Failed, Outcome, PipelineWorker, ProgressSink, StopCheck, Succeeded
+from daemon.worker import (
+    Failed,
+    Outcome,
+    PipelineWorker,
+    ProgressSink,
+    StopCheck,
+    Stopped,
+    Succeeded,
+)
 from pipeline.job import Job, JobResult
 
 
@@ -110,6 +119,8 @@ class FakeWorker:
             return Succeeded(folder, manifest)
         if kind == "crash":
             return Failed("crashed", "hint", "worker", transient=True)
+        if kind == "shutdown":
+            return Stopped("shutdown")
         return Failed("bad input", "hint", "decode")
 
 
@@ -197,3 +208,37 @@ def test_the_same_bytes_and_settings_reuse_the_earlier_result(parts: Any) -> Non
     assert record.status is JobStatus.COMPLETED
     assert record.duplicate_of == first
     assert record.result_manifest["duplicate_of"] == first
+
+
+@pytest.fixture
+def log_lines() -> Any:
+    """The messages loguru writes while the test runs."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
+    yield lines
+    logger.remove(sink)
+
+
+def test_a_failed_jobs_log_line_carries_its_reason(parts: Any, log_lines: list[str]) -> None:
+    _settings, ledger, inbox = parts
+    job_id = queued_job(ledger, inbox, "f.jpg")
+    executor(parts, FakeWorker(["bad"]), [])(job_id)
+    assert ledger.get(job_id).status is JobStatus.FAILED
+    (line,) = [line for line in log_lines if line.startswith("f.jpg ")]
+    assert line.startswith("f.jpg failed after ")
+    assert line.endswith(": bad input")
+
+
+def test_a_job_cut_short_by_shutdown_is_logged_as_running_again(
+    parts: Any, log_lines: list[str]
+) -> None:
+    _settings, ledger, inbox = parts
+    job_id = queued_job(ledger, inbox, "g.jpg")
+    run = executor(parts, FakeWorker(["shutdown"]), [])
+    run.abort.set()  # the daemon is stopping while the job runs
+    run(job_id)
+    assert ledger.get(job_id).status is JobStatus.PENDING
+    (line,) = [line for line in log_lines if line.startswith("g.jpg ")]
+    assert "cut short by the shutdown" in line
+    assert line.endswith("it runs again at the next start")
+    assert "pending" not in line
