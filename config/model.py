@@ -92,7 +92,9 @@ class WatchSettings(_Strict):
     )
     polling: StrictBool = Field(False, description="poll instead of OS events (network shares)")
     rescan_seconds: StrictFloat = Field(60.0, gt=0.0, description="full rescan for missed events")
-    max_file_size_mb: StrictFloat = Field(50.0, gt=0.0, description="larger files fail clearly")
+    max_file_size_mb: StrictFloat = Field(
+        50.0, gt=0.0, description="in MiB (1,048,576 bytes); larger files fail clearly"
+    )
     max_pixels: StrictInt = Field(
         120_000_000, gt=0, description="larger images fail before decoding (bombs)"
     )

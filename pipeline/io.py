@@ -73,14 +73,14 @@ with ~60 % transparency: zlib level 1 0.26 s / 7.7 MB, level 6 (its default) 0.8
 
 MAX_DEPTH_PIXELS: Final = 120_000_000
 """A depth map with more pixels than this is refused before it is decoded."""
-_MAX_DEPTH_MB: Final = MAX_DEPTH_PIXELS * 8 / (1024 * 1024)  # float64 .npy at the pixel limit
+_MAX_DEPTH_MIB: Final = MAX_DEPTH_PIXELS * 8 / (1024 * 1024)  # float64 .npy at the pixel limit
 
 # Pillow opener names; a multi-picture JPEG opens through "JPEG" and reports "MPO".
 _PHOTO_FORMATS: Final = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "HEIF")
 _PHOTO_FORMATS_TEXT: Final = "JPEG, PNG, WebP, TIFF, BMP or HEIC"
 _DEPTH_IMAGE_FORMATS: Final = ("PNG", "TIFF")
 _DRAFT_FORMATS: Final = frozenset({"JPEG", "MPO"})
-_BYTES_PER_MB: Final = 1024 * 1024
+_BYTES_PER_MIB: Final = 1024 * 1024
 
 # What Pillow (and pillow-heif) raise for damaged or truncated data. Not a blanket
 # ``Exception``: a bug in this module must surface as a bug, not as "bad photo".
@@ -200,7 +200,7 @@ def _check_suffix(path: Path, allowed: Collection[str], *, stage: str) -> None:
 
 def _read_file(path: Path, *, max_mb: float, stage: str) -> bytes:
     """The whole file, after checking it exists, is not empty and is within the limit."""
-    max_bytes = int(max_mb * _BYTES_PER_MB)
+    max_bytes = int(max_mb * _BYTES_PER_MIB)
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -244,9 +244,9 @@ def _read_file(path: Path, *, max_mb: float, stage: str) -> bytes:
 
 def _too_large(path: Path, size: int, max_mb: float, *, stage: str) -> InputError:
     if stage == "depth":
-        return _depth_error(path, f"is {size / _BYTES_PER_MB:.1f} MB, too large for a depth map")
+        return _depth_error(path, f"is {size / _BYTES_PER_MIB:.1f} MiB, too large for a depth map")
     return InputError(
-        f"{path.name} is {size / _BYTES_PER_MB:.1f} MB, over the {max_mb:g} MB limit "
+        f"{path.name} is {size / _BYTES_PER_MIB:.1f} MiB, over the {max_mb:g} MiB limit "
         "(watch.max_file_size_mb).",
         hint="Downscale or recompress the photo, or raise watch.max_file_size_mb in the "
         "config file.",
@@ -477,7 +477,7 @@ def _depth_error(path: Path, problem: str, *, hint_nan: bool = False) -> InputEr
 
 
 def _read_npy(path: Path) -> FloatArray:
-    data = _read_file(path, max_mb=_MAX_DEPTH_MB, stage="depth")
+    data = _read_file(path, max_mb=_MAX_DEPTH_MIB, stage="depth")
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -501,7 +501,7 @@ def _read_npy(path: Path) -> FloatArray:
 
 
 def _read_depth_image(path: Path) -> FloatArray:
-    data = _read_file(path, max_mb=_MAX_DEPTH_MB, stage="depth")
+    data = _read_file(path, max_mb=_MAX_DEPTH_MIB, stage="depth")
     img = _open_image(
         path, data, formats=_DEPTH_IMAGE_FORMATS, max_pixels=MAX_DEPTH_PIXELS, stage="depth"
     )

@@ -441,7 +441,7 @@ def test_file_size_limit_is_checked_before_opening(
     with pytest.raises(InputError) as excinfo:
         decode(path, max_file_size_mb=1.0)
     assert_input_error(excinfo, "huge.jpg")
-    assert "1 MB limit" in excinfo.value.reason
+    assert "is 2.0 MiB, over the 1 MiB limit" in excinfo.value.reason
 
 
 def test_pixel_limit_is_checked_before_decoding(

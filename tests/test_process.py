@@ -249,7 +249,7 @@ def test_decompression_bomb_and_oversize_file(
     assert process(big, "--out", out, "--config", config) == 1
     err = capsys.readouterr().err
     assert "big.png" in err
-    assert "MB" in err
+    assert "MiB limit" in err
 
 
 def test_bad_sidecar_fails_the_job_with_file_and_line(
