@@ -126,11 +126,22 @@ def load_pretrained(loader: Callable[..., T], model_id: str, *, role: str, **kwa
             where = f"the Hugging Face cache at {kwargs.get('cache_dir', hf_cache_dir())}"
         raise ModelNotAvailableError(
             f"The {role} model {model_id!r} is not available locally (looked in {where}).",
-            hint=(
-                "Run `strata models pull` to fetch the configured models, or set "
-                f"`models.{role}` to a local folder."
-            ),
+            hint=_missing_model_hint(role),
         ) from exc
+
+
+def _missing_model_hint(role: str) -> str:
+    """What to do about a missing model; for depth, also the way that needs no model."""
+    hint = (
+        "Run `strata models pull` to fetch the configured models, or set "
+        f"`models.{role}` to a local folder."
+    )
+    if role == "depth":
+        hint += (
+            " Or put a depth map beside the photo (<stem>.depth.png, .depth.tif or "
+            ".depth.npy): a job with its own depth map runs without any model."
+        )
+    return hint
 
 
 class ModelCache:

@@ -136,6 +136,7 @@ def test_missing_model_fails_fast_offline_with_a_useful_message(
     assert "nobody/missing-model" in message
     assert str(empty_hf_home / "hub") in message  # where it looked
     assert "strata models pull" in message
+    assert "<stem>.depth.png" in caught.value.hint  # the way that needs no model
     assert caught.value.stage == "model"
     assert elapsed < 10.0  # a hang guard: hub retries took ~25 s before the fix
     assert no_network == []
