@@ -4,7 +4,9 @@
   ``outbox/failed/<stem>/`` back to where it was dropped, and the same job id is queued.
 - cancel: a pending job ends at once (its photo goes to ``outbox/failed/``); a running job
   is flagged and the daemon stops it.
-- delete: the record and the job's folder go (never a folder outside the outbox).
+- delete: the record and the job's outputs go; the originals (photo, sidecar, depth map)
+  go to the system trash, or stay in the job folder when the trash refuses them, and only
+  ``purge`` destroys them (:mod:`daemon.disposal`). Never a folder outside the outbox.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.errors import JobCancelledError
 from config.model import Settings
 from daemon import lifecycle
+from daemon.disposal import Disposal, Trash, dispose, send_to_trash
 from daemon.executor import Paths
 from daemon.ledger import JobRecord, JobStateError, JobStatus, Ledger
 from daemon.names import input_key
@@ -94,21 +98,44 @@ def _move_cancelled_input(record: JobRecord, settings: Settings, ledger: Ledger)
     ledger.set_output_dir(record.id, folder)
 
 
-def delete(record: JobRecord, settings: Settings, ledger: Ledger) -> Path | None:
-    """Remove the job's record and its folder (inside the outbox only); the folder removed."""
+@dataclass(frozen=True)
+class Deletion:
+    """What ``delete`` did: the job folder it emptied, and where each original went."""
+
+    folder: Path | None
+    originals: list[Disposal] = field(default_factory=list)
+    left_alone: Path | None = None
+    """A recorded folder outside the outbox, which is never touched."""
+
+
+def delete(
+    record: JobRecord,
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    purge: bool = False,
+    trash: Trash = send_to_trash,
+) -> Deletion:
+    """Remove the job's record and outputs; its originals go to the trash (or, with
+    ``purge``, are destroyed). Only a folder inside the outbox is touched."""
     if record.status in (JobStatus.PENDING, JobStatus.PROCESSING):
         raise JobStateError(
             f"Job {record.id} is {record.status.value}.",
             hint=f"Cancel it first: strata cancel {record.id[:8]}",
         )
     folder = Path(record.output_dir) if record.output_dir else None
-    removed = None
-    outbox = settings.outbox.resolve()
-    if folder is not None and folder.is_dir() and _strictly_inside(folder.resolve(), outbox):
-        shutil.rmtree(folder)
-        removed = folder
+    deletion = Deletion(None)
+    if folder is not None and folder.is_dir():
+        if _strictly_inside(folder.resolve(), settings.outbox.resolve()):
+            failed = record.status is not JobStatus.COMPLETED
+            originals = dispose(
+                folder, photo_name=record.input_filename, failed=failed, purge=purge, trash=trash
+            )
+            deletion = Deletion(folder, originals)
+        else:
+            deletion = Deletion(None, left_alone=folder)
     ledger.delete(record.id)
-    return removed
+    return deletion
 
 
 def _strictly_inside(path: Path, folder: Path) -> bool:

@@ -117,14 +117,6 @@ def test_cancel_a_pending_job_moves_its_photo_to_failed(config: Path) -> None:
     assert "cancelled" in (settings.failed_dir / "c" / "error.yaml").read_text()
 
 
-def test_delete_removes_record_and_folder(config: Path) -> None:
-    job_id = failed_job(config)
-    cmd_manage.handle_delete(args(config, job=job_id), out=io.StringIO())
-    settings = load_settings(config, environ={}).value
-    assert not (settings.failed_dir / "a").exists()
-    assert Ledger.in_state_dir(settings.state_dir).get(job_id) is None
-
-
 def test_health_is_unhealthy_without_a_daemon_and_healthy_with_fresh_beats(
     config: Path,
 ) -> None:
