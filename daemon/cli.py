@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from config.errors import ModelNotAvailableError, SettingsError, StrataError
+from pipeline.manifest import strata_version
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="strata",
         description="Turn photos into depth-separated RGBA layers.",
     )
+    parser.add_argument("--version", action="version", version=f"strata {strata_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

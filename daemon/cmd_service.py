@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import plistlib
+import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +35,11 @@ def handle(
     home: Path | None = None,
     run: agents.CommandRunner = agents.run_command,
     out: TextIO | None = None,
+    which: agents.Which = shutil.which,
+    environ: Mapping[str, str] = os.environ,
 ) -> int:
+    """Install, remove or print the service; ``run``, ``which`` and ``environ`` are the
+    system's (tests pass fakes). A service that cannot work here is refused up front."""
     home = home or Path.home()
     stream = out or sys.stdout
     config = Path(args.config) if args.config else None
@@ -40,31 +47,36 @@ def handle(
     spec = agents.AgentSpec.current(
         home=home, config=config, grace=settings.value.queue.shutdown_grace_seconds
     )
+    system = agents.System(run, which, environ)
     if args.manager == "launchd":
-        _launchd(args.action, spec, run, stream)
+        _launchd(args.action, spec, system, stream)
     else:
-        _systemd(args.action, spec, run, stream)
+        _systemd(args.action, spec, system, stream)
     return EXIT_OK
 
 
-def _launchd(action: str, spec: agents.AgentSpec, run: agents.CommandRunner, out: TextIO) -> None:
+def _launchd(action: str, spec: agents.AgentSpec, system: agents.System, out: TextIO) -> None:
     if action == "print":
         out.write(f"# {agents.launchd_plist_path(spec.home)}\n")
         out.write(plistlib.dumps(agents.launchd_plist(spec)).decode())
     elif action == "install":
-        path = agents.install_launchd(spec, run)
+        path = agents.install_launchd(spec, system)
         out.write(f"installed and started {path}\nlogs: {agents.launchd_log_folder(spec.home)}\n")
     else:
-        removed = agents.uninstall_launchd(spec.home, run)
+        agents.check_launchd(spec, system.which)
+        removed = agents.uninstall_launchd(spec.home, system.run)
         out.write(f"removed {removed}\n" if removed else "no LaunchAgent was installed\n")
 
 
-def _systemd(action: str, spec: agents.AgentSpec, run: agents.CommandRunner, out: TextIO) -> None:
+def _systemd(action: str, spec: agents.AgentSpec, system: agents.System, out: TextIO) -> None:
     if action == "print":
         out.write(f"# {agents.systemd_unit_path(spec.home)}\n{agents.systemd_unit(spec)}")
     elif action == "install":
-        path = agents.install_systemd(spec, run)
-        out.write(f"installed and started {path}\nlogs: journalctl --user -u strata\n")
+        path = agents.install_systemd(spec, system)
+        out.write(
+            f"installed and started {path}\nlogs: journalctl --user -u strata\n"
+            "to keep it running while you are logged out: loginctl enable-linger $USER\n"
+        )
     else:
-        removed = agents.uninstall_systemd(spec.home, run)
+        removed = agents.uninstall_systemd(spec.home, system.run)
         out.write(f"removed {removed}\n" if removed else "no systemd unit was installed\n")

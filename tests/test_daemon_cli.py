@@ -143,8 +143,11 @@ def test_launchd_install_writes_a_valid_plist_and_boots_it(
         calls.append(list(command))  # type: ignore[call-overload]
         return 0
 
+    def on_path(name: str) -> str:  # launchctl as on macOS
+        return f"/bin/{name}"
+
     namespace = args(config, manager="launchd", action="install")
-    cmd_service.handle(namespace, home=home, run=fake_run, out=io.StringIO())
+    cmd_service.handle(namespace, home=home, run=fake_run, out=io.StringIO(), which=on_path)
     plist_path = home / "Library" / "LaunchAgents" / "com.strata.daemon.plist"
     plist = plistlib.loads(plist_path.read_bytes())
     assert stat.S_IMODE(plist_path.stat().st_mode) == 0o644
@@ -162,6 +165,7 @@ def test_launchd_install_writes_a_valid_plist_and_boots_it(
         home=home,
         run=fake_run,
         out=io.StringIO(),
+        which=on_path,
     )
     assert not plist_path.exists()
 

@@ -1,0 +1,132 @@
+"""What the CLI tells a person: the version, and service commands that refuse cleanly on a
+machine where they cannot work (fakes for the service managers passed in)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from daemon import agents, cmd_service
+from daemon.agents import ServiceError
+from pipeline.manifest import strata_version
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text("inbox: inbox\noutbox: outbox\nstate_dir: state\n")
+    return path
+
+
+def service(config: Path, manager: str, action: str) -> argparse.Namespace:
+    return argparse.Namespace(config=str(config), manager=manager, action=action)
+
+
+class Recorder:
+    """A service manager that records the commands it is asked to run."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command: Sequence[str]) -> int:
+        self.commands.append(list(command))
+        return 0
+
+
+def nothing_on_path(name: str) -> str | None:
+    return None
+
+
+def on_path(name: str) -> str | None:
+    return f"/usr/bin/{name}"
+
+
+def test_version_prints_the_installed_version() -> None:
+    strata = Path(sys.executable).with_name("strata")
+    result = subprocess.run([str(strata), "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"strata {strata_version()}"
+
+
+def test_launchd_install_without_launchd_refuses_before_writing(
+    config: Path, tmp_path: Path
+) -> None:
+    home, runner = tmp_path / "home", Recorder()
+    with pytest.raises(ServiceError) as caught:
+        cmd_service.handle(
+            service(config, "launchd", "install"),
+            home=home,
+            run=runner,
+            out=io.StringIO(),
+            which=nothing_on_path,
+        )
+    assert not home.exists()  # nothing under ~/Library
+    assert runner.commands == []
+    assert "macOS" in caught.value.reason
+    assert "systemd install" in caught.value.hint  # the command to run instead
+
+
+def test_systemd_install_without_a_user_bus_refuses_before_enabling(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    runner = Recorder()
+    with pytest.raises(ServiceError) as caught:
+        cmd_service.handle(
+            service(config, "systemd", "install"),
+            home=tmp_path,
+            run=runner,
+            out=io.StringIO(),
+            which=on_path,
+            environ={"XDG_RUNTIME_DIR": str(tmp_path / "no-such-runtime")},
+        )
+    assert runner.commands == []  # nothing reloaded, nothing enabled
+    assert not (tmp_path / "xdg").exists()  # and no unit written
+    hint = caught.value.hint
+    unit = tmp_path / "xdg" / "systemd" / "user" / "strata.service"
+    assert f"systemd print --config {config.resolve()} > {unit}" in hint
+    assert "systemctl --user daemon-reload && systemctl --user enable --now strata.service" in hint
+    assert "loginctl enable-linger $USER" in hint
+
+
+def test_systemd_install_with_a_user_bus_writes_and_enables_the_unit(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    (runtime / "bus").touch()
+    runner, out = Recorder(), io.StringIO()
+    cmd_service.handle(
+        service(config, "systemd", "install"),
+        home=tmp_path,
+        run=runner,
+        out=out,
+        which=on_path,
+        environ={"XDG_RUNTIME_DIR": str(runtime)},
+    )
+    assert (tmp_path / "xdg" / "systemd" / "user" / "strata.service").is_file()
+    assert runner.commands[-1] == list(agents.ENABLE)
+    assert "loginctl enable-linger $USER" in out.getvalue()
+
+
+def test_a_failed_enable_names_the_command_to_run_by_hand(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(ServiceError) as caught:
+        cmd_service.handle(
+            service(config, "systemd", "install"),
+            home=tmp_path,
+            run=lambda command: 1,
+            out=io.StringIO(),
+            which=on_path,
+            environ={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1/bus"},
+        )
+    assert "systemctl --user enable --now strata.service" in caught.value.hint
