@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,8 @@ from daemon.ledger import Heartbeat, Ledger
 
 STALE_AFTER_SECONDS = 10.0
 ROLES = ("watcher", "worker")
+LIVENESS_FLAGS = ("consumer_alive", "observer_alive")
+"""Heartbeat details that say a thread of the beating process is alive."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,23 @@ class HealthReport:
         }
 
 
-def check(ledger: Ledger, *, stale_after: float = STALE_AFTER_SECONDS) -> HealthReport:
+def check(
+    ledger: Ledger,
+    *,
+    stale_after: float = STALE_AFTER_SECONDS,
+    pid_alive: Callable[[int], bool] | None = None,
+) -> HealthReport:
+    """The daemon's health from the ledger's heartbeats; ``pid_alive`` is the system's."""
+    alive = pid_alive or _pid_alive
     beats = ledger.heartbeats()
     problems: list[str] = []
+    described: dict[str, dict[str, Any]] = {}
     for role in ROLES:
-        problems += _problems(role, beats.get(role), stale_after)
+        beat = beats.get(role)
+        lost = _lost(role, beat, stale_after, alive)
+        problems += lost or _problems(role, beat)
+        if beat is not None:
+            described[role] = _describe(beat, running=not lost)
     counts = ledger.counts()
     return HealthReport(
         healthy=not problems,
@@ -44,18 +59,26 @@ def check(ledger: Ledger, *, stale_after: float = STALE_AFTER_SECONDS) -> Health
         queue_depth=counts["pending"],
         processing=counts["processing"],
         counts=counts,
-        beats={role: _describe(beat) for role, beat in beats.items()},
+        beats=described,
     )
 
 
-def _problems(role: str, beat: Heartbeat | None, stale_after: float) -> list[str]:
+def _lost(
+    role: str, beat: Heartbeat | None, stale_after: float, pid_alive: Callable[[int], bool]
+) -> list[str]:
+    """Why the role's process is not running (none, silent, or gone), or nothing."""
     if beat is None:
         return [f"no {role} is running (start it with `strata run`)"]
     if beat.age > stale_after:
         return [f"the {role}'s last heartbeat is {beat.age:.0f} s old"]
-    if beat.host == os.uname().nodename and not _pid_alive(beat.pid):
-        return [f"the {role} process {beat.pid} is gone"]
-    details = beat.details
+    if beat.host == os.uname().nodename and not pid_alive(beat.pid):
+        return [f"the {role} process {beat.pid} is gone (start it again with `strata run`)"]
+    return []
+
+
+def _problems(role: str, beat: Heartbeat | None) -> list[str]:
+    """What the running role's last heartbeat reports as broken inside it."""
+    details = beat.details if beat is not None else {}
     if role == "worker" and not details.get("consumer_alive", False):
         return ["the consumer's worker thread is not alive"]
     if role == "watcher" and not details.get("observer_alive", False):
@@ -73,11 +96,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _describe(beat: Heartbeat) -> dict[str, Any]:
-    return {
+def _describe(beat: Heartbeat, *, running: bool) -> dict[str, Any]:
+    """The beat for ``strata health``. A process that is gone or silent has no live
+    threads, whatever its last heartbeat said: its liveness flags read false."""
+    described = {
         "pid": beat.pid,
         "host": beat.host,
         "started_at": beat.started_at,
         "heartbeat_age_seconds": round(beat.age, 2),
         **beat.details,
+        "process_alive": running,
     }
+    if not running:
+        described.update({flag: False for flag in LIVENESS_FLAGS if flag in described})
+    return described

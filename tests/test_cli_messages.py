@@ -1,10 +1,12 @@
-"""What the CLI tells a person: the version, and service commands that refuse cleanly on a
-machine where they cannot work (fakes for the service managers passed in)."""
+"""What the CLI tells a person: the version, service commands that refuse cleanly on a
+machine where they cannot work, and a health report that agrees with itself (fakes for the
+service managers and the process table passed in)."""
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -12,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon import agents, cmd_service
+from config.loader import load_settings
+from daemon import agents, cmd_manage, cmd_service, health
 from daemon.agents import ServiceError
+from daemon.ledger import Ledger
 from pipeline.manifest import strata_version
 
 
@@ -130,3 +134,34 @@ def test_a_failed_enable_names_the_command_to_run_by_hand(
             environ={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1/bus"},
         )
     assert "systemctl --user enable --now strata.service" in caught.value.hint
+
+
+def test_health_after_the_daemon_was_killed_reports_nothing_alive(config: Path) -> None:
+    settings = load_settings(config, environ={}).value
+    ledger = Ledger.in_state_dir(settings.state_dir)
+    details = {"consumer_alive": True, "observer_alive": True, "watched": ["/in"]}
+    for role in ("watcher", "worker"):  # the last beats before a kill -9
+        ledger.beat(role, started_at="now", details=details)
+
+    report = health.check(ledger, pid_alive=lambda pid: False)
+
+    assert not report.healthy
+    assert report.problems[-1].startswith(f"the worker process {os.getpid()} is gone")
+    assert report.beats["worker"]["consumer_alive"] is False
+    assert report.beats["watcher"]["observer_alive"] is False
+    text = cmd_manage.describe(report)
+    assert "consumer:     dead" in text
+    assert "alive" not in text
+
+
+def test_health_of_a_running_daemon_reports_its_threads(config: Path) -> None:
+    settings = load_settings(config, environ={}).value
+    ledger = Ledger.in_state_dir(settings.state_dir)
+    ledger.beat("worker", started_at="now", details={"consumer_alive": True})
+    ledger.beat("watcher", started_at="now", details={"observer_alive": True})
+
+    report = health.check(ledger, pid_alive=lambda pid: True)
+
+    assert report.healthy
+    assert report.beats["worker"]["consumer_alive"] is True
+    assert "consumer:     alive" in cmd_manage.describe(report)
