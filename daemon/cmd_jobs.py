@@ -16,10 +16,13 @@ from typing import Any, TextIO
 
 from config.loader import Resolved, load_settings
 from config.model import Settings
-from daemon.cli import EXIT_OK, add_common_options
+from daemon import health
+from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
 from daemon.ledger import JobRecord, JobStatus, Ledger
 
 FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_GONE_SECONDS = 15.0  # > launchd's ThrottleInterval (10 s) and systemd's RestartSec (10 s)
+NO_DAEMON = "no Strata daemon is running"
 SHORT_ID = 8
 
 
@@ -59,9 +62,20 @@ def handle_jobs(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     since = ledger.latest_version()
     records = ledger.recent(status=status, limit=args.limit, skip=args.skip)
     print_jobs(records, stream, as_json=args.json)
-    if args.follow:
-        with contextlib.suppress(KeyboardInterrupt):
-            follow(ledger, stream, since=since, status=status, as_json=args.json)
+    if not args.follow:
+        return EXIT_OK
+    with contextlib.suppress(KeyboardInterrupt):
+        ended = follow(
+            ledger,
+            stream,
+            since=since,
+            status=status,
+            as_json=args.json,
+            daemon_running=lambda: health.daemon_running(ledger),
+            notices=sys.stderr,
+        )
+        if ended:
+            return EXIT_JOB_FAILED
     return EXIT_OK
 
 
@@ -97,16 +111,38 @@ def follow(
     as_json: bool = False,
     keep_going: Callable[[], bool] = lambda: True,
     poll_seconds: float = FOLLOW_POLL_SECONDS,
-) -> None:
-    """Print each job change after ``since`` as it happens (one line or one JSON object)."""
+    daemon_running: Callable[[], bool] = lambda: True,
+    notices: TextIO | None = None,
+    gone_after: float = FOLLOW_GONE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Print each job change after ``since`` as it happens (one line or one JSON object).
+
+    Only a daemon changes jobs, so following ends, with a notice, once none has run for
+    ``gone_after`` seconds (long enough to ride out a service manager's restart). True
+    when it ended so; False when ``keep_going`` stopped it.
+    """
+    notices = notices or sys.stderr
     version = since
+    seen = clock()
+    if not daemon_running():
+        notices.write(f"strata: {NO_DAEMON}; --follow ends in {gone_after:g} s unless one starts\n")
     while keep_going():
         for record in ledger.changes_since(version):
             version = record.version
             if status is None or record.status is status:
                 out.write(_change(record, as_json) + "\n")
                 out.flush()
+        if daemon_running():
+            seen = clock()
+        elif clock() - seen > gone_after:
+            notices.write(
+                f"strata: {NO_DAEMON} (for {gone_after:g} s), so no job will change: "
+                "--follow ended. Start it with `strata run`, then follow again.\n"
+            )
+            return True
         time.sleep(poll_seconds)
+    return False
 
 
 def _change(record: JobRecord, as_json: bool) -> str:

@@ -63,6 +63,18 @@ def check(
     )
 
 
+def daemon_running(
+    ledger: Ledger,
+    *,
+    stale_after: float = STALE_AFTER_SECONDS,
+    pid_alive: Callable[[int], bool] | None = None,
+) -> bool:
+    """Is any daemon process (watcher or worker) beating? Only then can jobs change."""
+    alive = pid_alive or _pid_alive
+    beats = ledger.heartbeats()
+    return any(not _lost(role, beats.get(role), stale_after, alive) for role in ROLES)
+
+
 def _lost(
     role: str, beat: Heartbeat | None, stale_after: float, pid_alive: Callable[[int], bool]
 ) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.loader import load_settings
-from daemon import agents, cmd_manage, cmd_service, health
+from daemon import agents, cmd_jobs, cmd_manage, cmd_service, health
 from daemon.agents import ServiceError
 from daemon.ledger import Ledger
 from pipeline.manifest import strata_version
@@ -165,3 +165,52 @@ def test_health_of_a_running_daemon_reports_its_threads(config: Path) -> None:
     assert report.healthy
     assert report.beats["worker"]["consumer_alive"] is True
     assert "consumer:     alive" in cmd_manage.describe(report)
+
+
+def test_follow_ends_with_a_notice_once_the_daemon_is_gone(config: Path) -> None:
+    settings = load_settings(config, environ={}).value
+    ledger = Ledger.in_state_dir(settings.state_dir)
+    running = iter([True, True, False, False, False])  # the daemon stops after two polls
+    ticks = iter(range(100))
+    out, notices = io.StringIO(), io.StringIO()
+
+    ended = cmd_jobs.follow(
+        ledger,
+        out,
+        since=ledger.latest_version(),
+        poll_seconds=0,
+        daemon_running=lambda: next(running),
+        notices=notices,
+        gone_after=1.5,
+        clock=lambda: float(next(ticks)),
+    )
+
+    assert ended is True
+    assert "no Strata daemon is running" in notices.getvalue()
+    assert "--follow ended" in notices.getvalue()
+    assert out.getvalue() == ""  # stdout stays the changes only (--json stays parseable)
+
+
+def test_follow_without_a_daemon_says_so_at_once(config: Path) -> None:
+    settings = load_settings(config, environ={}).value
+    ledger = Ledger.in_state_dir(settings.state_dir)
+    notices = io.StringIO()
+    rounds = iter([False])
+    cmd_jobs.follow(
+        ledger,
+        io.StringIO(),
+        since=0,
+        keep_going=lambda: next(rounds),
+        daemon_running=lambda: False,
+        notices=notices,
+    )
+    assert notices.getvalue().startswith("strata: no Strata daemon is running; --follow ends")
+
+
+def test_the_daemon_counts_as_running_while_a_role_beats(config: Path) -> None:
+    settings = load_settings(config, environ={}).value
+    ledger = Ledger.in_state_dir(settings.state_dir)
+    assert not health.daemon_running(ledger)
+    ledger.beat("worker", started_at="now", details={"consumer_alive": True})
+    assert health.daemon_running(ledger, pid_alive=lambda pid: True)
+    assert not health.daemon_running(ledger, pid_alive=lambda pid: False)  # killed
