@@ -1,6 +1,6 @@
 """Strata's benchmark harness: one entry point for every suite.
 
-    python -m bench [--suite layers,quality,daemon,painterly,depth,fill] [--repeats N]
+    python -m bench [--suite layers,quality,stereo,daemon,painterly,depth,fill] [--repeats N]
                     [--smoke] [--json-out FILE] [--merge]
     python -m bench --report bench/results/latest.json   # docs/benchmarks.md + charts
 
@@ -45,7 +45,7 @@ from bench.harness import (
     write_json,
 )
 
-SUITES = ("layers", "quality", "daemon", "painterly", "depth", "fill")
+SUITES = ("layers", "quality", "stereo", "daemon", "painterly", "depth", "fill")
 DEFAULT_REPEATS = 3
 
 
@@ -205,6 +205,18 @@ def quality_table(result: dict[str, Any]) -> str:
     return quality.table(result)
 
 
+def run_stereo(repeats: int, smoke: bool) -> dict[str, Any]:
+    from bench import stereo
+
+    return stereo.run(smoke=smoke, repeats=repeats)
+
+
+def stereo_table(result: dict[str, Any]) -> str:
+    from bench import stereo
+
+    return stereo.table(result)
+
+
 def run_daemon(repeats: int, smoke: bool) -> dict[str, Any]:
     from bench import daemon
 
@@ -355,6 +367,7 @@ def fill_table(result: dict[str, Any]) -> str:
 REGISTRY: dict[str, Suite] = {
     "layers": Suite(run_layers, layers_table),
     "quality": Suite(run_quality, quality_table),
+    "stereo": Suite(run_stereo, stereo_table),
     "daemon": Suite(run_daemon, daemon_table),
     "painterly": Suite(run_painterly, painterly_table),
     "depth": Suite(run_depth, depth_table),
