@@ -1,54 +1,46 @@
 """From "something changed at this path" to exactly one pending job per photo.
 
 A photo is taken once its size and mtime were still for ``watch.settle_seconds`` and it
-opens as an image (one that never opens is taken after a longer wait, to fail with a
-clear error instead of sitting in the inbox). A photo that already has a pending or
-running job is never queued again; the ledger's unique index backs that up.
+reads as a whole image to its last byte (:mod:`daemon.completeness`).
+
+The stall rule. A copy over Wi-Fi, a phone sync or a share often pauses longer than the
+settle window between chunks; the file then looks still but is cut short. So a file that
+settles but does not read as a whole image (truncated, or not an image at all) waits: it
+is read again each time its size or mtime changes, and only once it has stayed still for
+the whole stall window, ``max(STALL_MIN_SECONDS, STALL_FACTOR × settle_seconds)`` (10 s
+at the default 2 s settle), is it taken anyway, to fail with a clear error instead of
+sitting in the inbox. A copy that pauses up to that long between chunks becomes one
+job; an unchanged file is never read twice.
+
+A photo that already has a pending or running job is never queued again; the ledger's
+unique index backs that up.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
-from PIL import Image
 
 from config.errors import StrataError
 from config.loader import Resolved, resolve_job_settings
 from config.model import Mode, Settings
+from daemon.completeness import is_complete_image
 from daemon.ledger import Ledger
 from daemon.names import Kind, classify_path, input_key, owner_stem
 from daemon.queue import JobQueue
 from daemon.settle import Settled, SettleTracker
 from daemon.watcher import scan
 
-UNREADABLE_GRACE_FACTOR = 4.0
-UNREADABLE_GRACE_MIN_SECONDS = 2.0
+STALL_FACTOR = 5.0
+STALL_MIN_SECONDS = 10.0
+BYTES_PER_MIB = 1024 * 1024
 
 ImageCheck = Callable[[Path], bool]
 Clock = Callable[[], float]
-
-
-def opens_as_image(path: Path) -> bool:
-    """Pillow can read the header (cheap: no pixels are decoded here)."""
-    try:
-        with Image.open(path) as image:
-            return image.width > 0 and image.height > 0
-    except Exception:  # Pillow raises many kinds for a partial or foreign file
-        return False
-
-
-def _register_heif() -> None:
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:
-        return
-    register_heif_opener()
-
-
-_register_heif()
 
 
 def stays_inside(path: Path, root: Path) -> bool:
@@ -60,6 +52,11 @@ def stays_inside(path: Path, root: Path) -> bool:
         return False
 
 
+def stall_window(settle_seconds: float) -> float:
+    """How long a file that does not read as a whole image must stay still to be taken."""
+    return max(STALL_MIN_SECONDS, STALL_FACTOR * settle_seconds)
+
+
 class Intake:
     """Feeds the settle tracker from events and rescans; turns settled photos into jobs."""
 
@@ -69,19 +66,23 @@ class Intake:
         ledger: Ledger,
         queue: JobQueue,
         *,
-        check_image: ImageCheck = opens_as_image,
+        check_image: ImageCheck | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.queue = queue
-        self.check_image = check_image
-        self.clock = clock
         watch = settings.value.watch
-        self.tracker = SettleTracker(watch.settle_seconds)
-        self.unreadable_grace = max(
-            UNREADABLE_GRACE_MIN_SECONDS, UNREADABLE_GRACE_FACTOR * watch.settle_seconds
+        self.check_image = check_image or functools.partial(
+            is_complete_image,
+            max_pixels=watch.max_pixels,
+            max_bytes=int(watch.max_file_size_mb * BYTES_PER_MIB),
         )
+        self.clock = clock
+        self.tracker = SettleTracker(watch.settle_seconds)
+        self.stall_window = stall_window(watch.settle_seconds)
+        self._incomplete: dict[Path, tuple[int, int]] = {}
+        """Files read and found incomplete, with the (size, mtime) they had then."""
         self.roots = {mode: settings.value.inbox_for(mode) for mode in Mode}
 
     # --- feeding ---------------------------------------------------------------------
@@ -121,31 +122,61 @@ class Intake:
                 created += self._take(settled)
             except StrataError as error:
                 logger.error("{}: {}", settled.path, error)
-                self.tracker.forget(settled.path)
+                self._forget(settled.path)
+        if self._incomplete:
+            self._incomplete = {p: s for p, s in self._incomplete.items() if p in self.tracker}
         return created
 
     def _take(self, settled: Settled) -> int:
         path = settled.path
         located = self._root_of(path)
         if located is None or not stays_inside(path, located[1]):
-            self.tracker.forget(path)
+            self._forget(path)
             return 0
         mode, root = located
         key = input_key(path, self.settings.value.inbox)
         if self.ledger.active_for(key) is not None:
-            self.tracker.forget(path)
+            self._forget(path)
             return 0
-        if not self.check_image(path) and settled.still_for < self.unreadable_grace:
-            return 0
+        if not self._is_complete(settled):
+            if settled.still_for < self.stall_window:
+                return 0
+            logger.warning(
+                "{} stayed still for {:.0f} s and is still not a whole image; taking it",
+                key,
+                settled.still_for,
+            )
         job = self.ledger.create_job(
             mode=mode.value, input_path=path, input_key=key, priority=self._priority(path, root)
         )
-        self.tracker.forget(path)
+        self._forget(path)
         if job is None:
             return 0
         self.queue.enqueue(job.id, priority=job.priority)
         logger.bind(job=job.id).info("{} queued", key)
         return 1
+
+    def _is_complete(self, settled: Settled) -> bool:
+        """Read the file unless these very bytes (same size and mtime) already failed."""
+        state = (settled.size, settled.mtime_ns)
+        if self._incomplete.get(settled.path) == state:
+            return False
+        if self.check_image(settled.path):
+            self._incomplete.pop(settled.path, None)
+            return True
+        if settled.path not in self._incomplete:
+            logger.info(
+                "{} is not a whole image yet; waiting for the copy to finish (up to {:g} s "
+                "without a change)",
+                settled.path.name,
+                self.stall_window,
+            )
+        self._incomplete[settled.path] = state
+        return False
+
+    def _forget(self, path: Path) -> None:
+        self.tracker.forget(path)
+        self._incomplete.pop(path, None)
 
     def _priority(self, path: Path, root: Path) -> int:
         try:

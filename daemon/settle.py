@@ -29,6 +29,9 @@ class Settled:
     path: Path
     still_for: float
     """Seconds the file has been unchanged (≥ the settle window)."""
+    size: int
+    mtime_ns: int
+    """Size and mtime as they were still: the same pair means the same bytes were read."""
 
 
 class SettleTracker:
@@ -86,7 +89,8 @@ class SettleTracker:
                 elif (info.st_size, info.st_mtime_ns) != (watched.size, watched.mtime_ns):
                     self._watched[path] = _Watched(info.st_size, info.st_mtime_ns, now)
                 elif now - watched.still_since >= self.settle_seconds:
-                    ready.append(Settled(path, now - watched.still_since))
+                    still_for = now - watched.still_since
+                    ready.append(Settled(path, still_for, watched.size, watched.mtime_ns))
         return ready
 
     def _regular_file(self, path: Path) -> os.stat_result | None:

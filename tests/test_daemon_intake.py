@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from huey import MemoryHuey
 from PIL import Image
 
 from config import Mode
 from config.loader import load_settings
-from daemon.intake import Intake, stays_inside
+from daemon.completeness import is_complete_image
+from daemon.intake import Intake, stall_window, stays_inside
 from daemon.ledger import JobStatus, Ledger
 from daemon.names import Kind, classify, classify_path, input_key, owner_stem
 from daemon.queue import JobQueue
@@ -112,13 +115,17 @@ class Clock:
 Parts = tuple[Intake, Ledger, JobQueue, Clock, Path]
 
 
-@pytest.fixture
-def intake_parts(tmp_path: Path) -> Parts:
+def write_config(tmp_path: Path, *, settle: float) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
-        "inbox: inbox\noutbox: outbox\nstate_dir: state\nwatch:\n  settle_seconds: 1.0\n"
+        f"inbox: inbox\noutbox: outbox\nstate_dir: state\nwatch:\n  settle_seconds: {settle}\n"
     )
-    settings = load_settings(config, environ={})
+    return config
+
+
+@pytest.fixture
+def intake_parts(tmp_path: Path) -> Parts:
+    settings = load_settings(write_config(tmp_path, settle=1.0), environ={})
     inbox = settings.value.inbox_for(Mode.PHOTO_REALISTIC)
     inbox.mkdir(parents=True)
     ledger = Ledger.in_state_dir(settings.value.state_dir)
@@ -169,9 +176,91 @@ def test_a_file_that_never_opens_is_taken_late_to_fail_clearly(intake_parts: Par
     intake.on_file(broken)
     clock.now += 1.5
     assert intake.tick() == 0
-    clock.now += intake.unreadable_grace
+    clock.now += intake.stall_window
     assert intake.tick() == 1
     assert ledger.recent()[0].status is JobStatus.PENDING
+
+
+def test_the_stall_window_is_ten_seconds_or_five_settle_windows() -> None:
+    assert stall_window(2.0) == 10.0  # the default settle: a 5 s pause is survived
+    assert stall_window(0.3) == 10.0
+    assert stall_window(4.0) == 20.0
+
+
+def jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+class CountingCheck:
+    """The real completeness check, counting how often a file is read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self, path: Path) -> bool:
+        self.reads += 1
+        return is_complete_image(path, max_pixels=10**8, max_bytes=10**9)
+
+
+def test_a_copy_that_stalls_past_the_settle_window_waits_and_becomes_one_job(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(write_config(tmp_path, settle=2.0), environ={})
+    inbox = settings.value.inbox_for(Mode.PHOTO_REALISTIC)
+    inbox.mkdir(parents=True)
+    ledger = Ledger.in_state_dir(settings.value.state_dir)
+    clock, check = Clock(), CountingCheck()
+    intake = Intake(
+        settings, ledger, JobQueue(MemoryHuey(immediate=False)), clock=clock, check_image=check
+    )
+    data, path = jpeg_bytes(), inbox / "copy.jpg"
+    third = len(data) // 3 + 1
+    chunks = [data[start : start + third] for start in range(0, len(data), third)]
+    with path.open("wb") as stream:
+        for chunk in chunks[:-1]:
+            stream.write(chunk)
+            stream.flush()
+            intake.on_file(path)
+            for _ in range(9):  # a 4.5 s pause, ticked every 0.5 s: settled, yet cut short
+                clock.now += 0.5
+                assert intake.tick() == 0
+        stream.write(chunks[-1])
+    assert check.reads == 2  # once per stall; the same bytes are never read twice
+    assert ledger.recent() == []
+    intake.on_file(path)
+    clock.now += 2.1
+    assert intake.tick() == 1
+    assert [j.input_filename for j in ledger.recent()] == ["copy.jpg"]
+
+
+def test_a_cut_short_file_that_stays_still_is_taken_after_the_stall_window(
+    intake_parts: Parts,
+) -> None:
+    intake, ledger, _queue, clock, inbox = intake_parts
+    path = inbox / "cut.jpg"
+    path.write_bytes(jpeg_bytes()[:-400])
+    intake.on_file(path)
+    clock.now += intake.stall_window - 0.1
+    assert intake.tick() == 0
+    clock.now += 0.2
+    assert intake.tick() == 1
+    assert ledger.recent()[0].input_filename == "cut.jpg"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP"])
+def test_completeness_reads_each_format_to_its_end(tmp_path: Path, fmt: str) -> None:
+    noise = np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, fmt)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.write_bytes(buffer.getvalue())
+    cut.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+    assert is_complete_image(whole, max_pixels=10**6, max_bytes=10**6)
+    assert not is_complete_image(cut, max_pixels=10**6, max_bytes=10**6)
+    assert is_complete_image(cut, max_pixels=10**6, max_bytes=100)  # too large: the job says
 
 
 def test_ignored_and_temp_names_never_tracked(intake_parts: Parts) -> None:

@@ -91,6 +91,29 @@ def test_slow_copy_becomes_one_job_after_it_ends(daemon_env: DaemonEnv) -> None:
     assert daemon_env.inbox_files() == []
 
 
+@pytest.mark.slow
+def test_a_copy_pausing_past_the_default_settle_window_becomes_one_job(
+    daemon_env: DaemonEnv,
+) -> None:
+    daemon_env.settings["watch"] = {"rescan_seconds": 2.0}  # watch.settle_seconds: default 2 s
+    daemon_env.start()
+    staged = make_photo(daemon_env.root / "staging" / "stall.jpg", seed=13, size=(1024, 768))
+    shutil.move(depth_path(staged), daemon_env.inbox / "stall.depth.png")
+    data = staged.read_bytes()
+    chunk = len(data) // 4 + 1
+    with (daemon_env.inbox / "stall.jpg").open("wb") as stream:
+        for offset in range(0, len(data), chunk):
+            if offset:
+                time.sleep(3.5)  # a Wi-Fi share or phone sync between two chunks
+            stream.write(data[offset : offset + chunk])
+            stream.flush()
+            assert daemon_env.jobs() == [] or offset + chunk >= len(data)
+    wait_for(lambda: daemon_env.all_done(1), timeout=60, what="the stalled copy")
+    assert_exactly_once(daemon_env, ["stall.jpg"])
+    job = daemon_env.jobs()[0]
+    assert (Path(job.output_dir or "") / "source.jpg").read_bytes() == data
+
+
 def test_temp_name_renamed_becomes_one_job_named_after_the_final_name(
     daemon_env: DaemonEnv,
 ) -> None:
