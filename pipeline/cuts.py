@@ -1,9 +1,21 @@
 """Where to cut the depth range into layers, and the label map those cuts give.
 
-Cuts fall in gaps of the depth distribution: a smoothed histogram of nearness is the cost
-of cutting at each level, and a small dynamic programme picks the ``num_layers - 1`` cheapest
-levels that leave every layer at least ``min_area`` of the canvas. Where the depth is one
-continuous ramp (no gaps), a weak balance term spreads the cuts evenly by area.
+A flat layer shown with a parallax moves all its pixels by one shift, so a pixel whose
+nearness differs from its layer's mean is drawn out of place by that difference: the
+layer's spread of nearness is the error a viewer sees. Cutting a continuous surface (a
+floor, a wall) tears it instead: the two sides move apart along the cut. :func:`choose_cuts`
+picks the cuts that minimise the sum of both, exactly, by dynamic programming over the
+nearness histogram:
+
+- parallax error: per layer, the weighted sum of squared deviations of nearness from the
+  layer's mean (1-D k-means' objective), where pixels on steep ramps (the blur a model puts
+  across every object edge) weigh little: they belong to no surface;
+- tear: per cut level, the share of neighbouring pixel pairs on a continuous surface
+  (nearness changing slowly between them) that the level separates, times ``tear_cost``.
+
+Cuts so fall in the gaps between surfaces, a floor is cut, if at all, where objects
+stand on it, and a small object at its own depth gets a layer of its own: no floor on
+layer area (speckle is the island step's business).
 """
 
 from __future__ import annotations
@@ -24,54 +36,41 @@ def choose_cuts(
     *,
     num_layers: int,
     bins: int = 256,
-    min_area: float = 0.025,
-    balance: float = 0.1,
+    tear_cost: float = 0.001,
+    ramp_scale: float = 3.0,
+    min_share: float = 0.002,
 ) -> np.ndarray:
     """Return ``num_layers - 1`` ascending nearness thresholds in (0, 1).
 
     A pixel belongs to layer ``k`` (1-based, 1 = farthest) when exactly ``k - 1``
-    thresholds lie below its nearness.
+    thresholds lie below its nearness. ``tear_cost`` is the price, in squared nearness
+    per pixel, of a cut across a continuous surface as wide as the image; ``ramp_scale``
+    the slope (nearness per image size) above which neighbours are on a ramp, not on one
+    surface (a floor spanning the whole depth range below the horizon has slope 2 to 3; an
+    object edge blurred by a model ten or more).
+
+    Every layer holds at least ``min_share`` of the canvas where the depth allows it, so
+    more layers than surfaces split a surface where that costs least; a depth map with
+    fewer distinct levels than layers leaves the rest empty (see :func:`drop_empty_layers`).
     """
     if not 2 <= num_layers <= 16:
         raise ValueError(f"num_layers must be between 2 and 16, got {num_layers}")
-    if not 0.0 <= min_area < 1.0 / num_layers:
-        raise ValueError(f"min_area must be in [0, 1/num_layers), got {min_area}")
-    plateaus, pixels = _histograms(nearness, bins=bins)
-    cost = _cut_cost(plateaus)
-    cumulative = np.concatenate([[0.0], np.cumsum(pixels)])
-    for area in (min_area, min_area / 4, 0.0):
-        picked = _best_cuts(cost, cumulative, num_layers=num_layers, min_area=area, balance=balance)
-        if picked is not None:
-            return (np.asarray(picked, dtype=np.float64)) / bins
-    return np.linspace(0.0, 1.0, num_layers + 1)[1:-1]
-
-
-def _histograms(
-    nearness: np.ndarray, *, bins: int, ramp_scale: float = 2.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histograms of nearness: over the depth map's plateaus (where to cut),
-    and over all pixels (how large each layer is).
-
-    On the first, pixels on steep ramps (the blur a model puts across every object edge)
-    carry little weight: they belong to no surface, and counting them would fill the gaps
-    between surfaces. The slope is measured in nearness per image size, so ``ramp_scale = 2``
-    keeps a ground plane that spans the depth range over the frame, while a ramp across an
-    object edge, ten or more times steeper, all but vanishes.
-    """
+    if tear_cost < 0.0:
+        raise ValueError(f"tear_cost must be >= 0, got {tear_cost}")
     small = _downscale(nearness, MAX_ANALYSIS_SIDE)
-    size = max(small.shape)
-    slope_x = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    slope_y = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-    slope = np.hypot(slope_x, slope_y) * size
-    weight = 1.0 / (1.0 + (slope / ramp_scale) ** 2)
-    plateaus, _ = np.histogram(small, bins=bins, range=(0.0, 1.0), weights=weight)
-    pixels, _ = np.histogram(small, bins=bins, range=(0.0, 1.0))
-    return _normalised(plateaus), _normalised(pixels.astype(np.float64))
-
-
-def _normalised(counts: np.ndarray) -> np.ndarray:
-    total = float(counts.sum())
-    return counts / total if total else np.full(counts.size, 1.0 / counts.size)
+    # Read through a slight blur: pixel noise is no structure, and on a flat surface it
+    # must neither make neighbours look like a ramp nor offer a tail to cut off.
+    smooth = cv2.GaussianBlur(small, (0, 0), 1.0)
+    weight = 1.0 / (1.0 + (_slope(smooth) / ramp_scale) ** 2)
+    moments = _bin_moments(smooth, weight=weight, bins=bins)
+    pixels = np.bincount(_bin_index(small, bins).ravel(), minlength=bins) / small.size
+    cut_cost = tear_cost * _tears(smooth, bins=bins, ramp_scale=ramp_scale)
+    cut_cost += _centring(moments[0])
+    edges = _best_cuts(moments, pixels, cut_cost, num_layers=num_layers, min_share=min_share)
+    if edges is None:
+        edges = _best_cuts(moments, pixels, cut_cost, num_layers=num_layers, min_share=0.0)
+    assert edges is not None  # with no minimum, every split is feasible
+    return np.asarray(edges, dtype=np.float64) / bins
 
 
 def _downscale(values: np.ndarray, max_side: int) -> np.ndarray:
@@ -84,56 +83,108 @@ def _downscale(values: np.ndarray, max_side: int) -> np.ndarray:
     return small
 
 
-def _cut_cost(histogram: np.ndarray, *, floor: float = 1e-4) -> np.ndarray:
-    """Cost of a cut at each inner bin edge: log-compressed local density (a small
-    object's peak must count next to a background's huge one), plus a wide term that
-    pulls a cut towards the middle of a gap rather than its rim."""
-    narrow = ndimage.gaussian_filter1d(histogram, 1.5, mode="nearest")
-    wide = ndimage.gaussian_filter1d(histogram, 6.0, mode="nearest")
-    density = np.maximum(narrow[:-1], narrow[1:]) + 0.25 * (wide[:-1] + wide[1:]) / 2
-    peak = max(float(density.max()), floor)
-    result: np.ndarray = np.log1p(density / floor) / np.log1p(peak / floor)
+def _slope(nearness: np.ndarray) -> np.ndarray:
+    """Gradient magnitude in nearness per image size."""
+    slope_x = cv2.Sobel(nearness, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    slope_y = cv2.Sobel(nearness, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    magnitude: np.ndarray = np.hypot(slope_x, slope_y) * max(nearness.shape)
+    return magnitude
+
+
+def _bin_index(nearness: np.ndarray, bins: int) -> np.ndarray:
+    index: np.ndarray = np.minimum((np.clip(nearness, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
+    return index
+
+
+def _bin_moments(nearness: np.ndarray, *, weight: np.ndarray, bins: int) -> np.ndarray:
+    """Per histogram bin, the total ``weight`` of its pixels and their weighted first and
+    second moments of nearness, as shares of the canvas: shape (3, bins). (The weight is
+    one on a surface and all but zero on a ramp across an object edge.)"""
+    index = _bin_index(nearness, bins).ravel()
+    values = nearness.ravel().astype(np.float64)
+    w = weight.ravel().astype(np.float64) / nearness.size
+    return np.stack(
+        [
+            np.bincount(index, w, minlength=bins),
+            np.bincount(index, w * values, minlength=bins),
+            np.bincount(index, w * values * values, minlength=bins),
+        ]
+    )
+
+
+def _tears(nearness: np.ndarray, *, bins: int, ramp_scale: float) -> np.ndarray:
+    """Per inner bin edge ``e`` (1 … bins - 1): how many neighbouring pixel pairs on one
+    surface the level ``e / bins`` separates, in image widths (a cut across a floor
+    as wide as the image is about 1).
+
+    A horizontal or vertical pair is on one surface when nearness changes between them by
+    less than ``ramp_scale`` per image size; it is torn by every level between its two
+    values."""
+    index = _bin_index(nearness, bins)
+    step = ramp_scale / max(nearness.shape)
+    counts = np.zeros(bins + 1, dtype=np.int64)
+    for a, b, va, vb in (
+        (index[:, :-1], index[:, 1:], nearness[:, :-1], nearness[:, 1:]),
+        (index[:-1, :], index[1:, :], nearness[:-1, :], nearness[1:, :]),
+    ):
+        joined = (np.abs(va - vb) < step) & (a != b)
+        low, high = np.minimum(a, b)[joined], np.maximum(a, b)[joined]
+        # the pair is torn by edges low + 1 … high: +1 at low + 1, -1 at high + 1
+        counts += np.bincount(low + 1, minlength=bins + 1)
+        counts -= np.bincount(high + 1, minlength=bins + 1)
+    torn = np.cumsum(counts)[1:bins]
+    result: np.ndarray = torn / float(max(nearness.shape))
+    return result
+
+
+def _centring(weights: np.ndarray, *, sigma: float = 3.0, scale: float = 1e-6) -> np.ndarray:
+    """A tie-breaker per inner edge: the smoothed density there, tiny next to any real
+    cost, so a cut sits in the middle of a gap rather than on its rim."""
+    density = ndimage.gaussian_filter1d(weights, sigma, mode="nearest")
+    result: np.ndarray = scale * (density[:-1] + density[1:]) / max(float(density.max()), 1e-12)
     return result
 
 
 def _best_cuts(
-    cost: np.ndarray,
-    cumulative: np.ndarray,
+    moments: np.ndarray,
+    pixels: np.ndarray,
+    cut_cost: np.ndarray,
     *,
     num_layers: int,
-    min_area: float,
-    balance: float,
+    min_share: float,
 ) -> list[int] | None:
-    """Dynamic programme over bin edges; returns edge indices (1..bins-1) or None."""
-    bins = cumulative.size - 1
-    edges = np.arange(1, bins)
-    target = 1.0 / num_layers
-    inf = np.inf
-    # best[i][e]: min cost of placing cuts 1..i with cut i at edge e (layers 1..i complete)
-    best = np.full((num_layers - 1, bins + 1), inf)
-    back = np.zeros((num_layers - 1, bins + 1), dtype=np.int64)
-    first_area = cumulative[edges]
-    ok = first_area >= min_area
-    best[0, edges[ok]] = cost[edges[ok] - 1] + balance * (first_area[ok] - target) ** 2
-    for i in range(1, num_layers - 1):
-        area = cumulative[edges][None, :] - cumulative[edges][:, None]  # [prev, cur]
-        feasible = (area >= min_area) & (edges[None, :] > edges[:, None])
-        total = best[i - 1, edges][:, None] + balance * (area - target) ** 2
-        total = np.where(feasible, total, inf)
-        prev = np.argmin(total, axis=0)
-        best[i, edges] = total[prev, np.arange(edges.size)] + cost[edges - 1]
-        back[i, edges] = edges[prev]
-    last_area = 1.0 - cumulative[edges]
-    final = best[num_layers - 2, edges] + balance * (last_area - target) ** 2
-    final = np.where(last_area >= min_area, final, inf)
-    if not np.isfinite(final).any():
+    """The ``num_layers - 1`` inner bin edges minimising parallax error plus cut costs,
+    each layer holding at least ``min_share`` of the ``pixels`` (each bin's share of the
+    canvas); None where no split can.
+
+    ``spread[i, j]`` is the parallax error of a layer holding bins ``i … j - 1``;
+    ``best[k, j]`` the least cost of ``k + 1`` layers covering bins ``0 … j - 1``."""
+    bins = moments.shape[1]
+    weight, first, second, count = (
+        np.concatenate([[0.0], np.cumsum(m)]) for m in (*moments, pixels)
+    )
+    w = weight[None, :] - weight[:, None]
+    s = first[None, :] - first[:, None]
+    q = second[None, :] - second[:, None]
+    spread = np.where(w > 1e-15, q - s * s / np.maximum(w, 1e-15), 0.0)
+    spread = np.maximum(spread, 0.0)
+    order = np.arange(bins + 1)
+    spread[order[:, None] >= order[None, :]] = np.inf  # a layer holds at least one bin
+    spread[(count[None, :] - count[:, None]) < min_share] = np.inf
+    entry = np.concatenate([[0.0], cut_cost, [0.0]])  # the cost of a cut at edge i
+    best = spread[0][None, :].repeat(num_layers, axis=0)
+    back = np.zeros((num_layers, bins + 1), dtype=np.intp)
+    for k in range(1, num_layers):
+        total = best[k - 1][:, None] + entry[:, None] + spread  # [previous cut, this end]
+        back[k] = np.argmin(total, axis=0)
+        best[k] = total[back[k], order]
+    if not np.isfinite(best[-1, bins]):
         return None
-    cut = int(edges[int(np.argmin(final))])
-    picked = [cut]
-    for i in range(num_layers - 2, 0, -1):
-        cut = int(back[i, cut])
-        picked.append(cut)
-    return sorted(picked)
+    edges, end = [], bins
+    for k in range(num_layers - 1, 0, -1):
+        end = int(back[k, end])
+        edges.append(end)
+    return sorted(edges)
 
 
 def label_layers(nearness: np.ndarray, cuts: np.ndarray) -> np.ndarray:

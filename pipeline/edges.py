@@ -37,18 +37,26 @@ _CONTESTED = 255
 """A cell where several layers have a say (layer numbers stay below it)."""
 
 
-def ramp_mask(nearness: np.ndarray, *, ramp_scale: float = 4.0) -> np.ndarray:
-    """Pixels on steep depth ramps: where a soft depth map blurs across an object edge.
+def ramp_mask(
+    nearness: np.ndarray, *, ramp_scale: float = 4.0, window: int = 5, rim: float = 0.15
+) -> np.ndarray:
+    """Pixels on depth ramps: where a soft depth map blurs across an object edge.
 
-    Slope is measured in nearness per image size (see :mod:`pipeline.cuts`); a ramp is
-    twice as steep as the steepest slope a surface keeps.
+    A ramp pixel is steep (nearness spans more than ``ramp_scale`` per image size across
+    its ``window``, twice the steepest slope a surface keeps; see :mod:`pipeline.cuts`)
+    and in between: its value lies inside that span, more than ``rim`` of it from either
+    end. A sharp step is no ramp, so exact depth keeps every pixel its own label, down to
+    a one-pixel pole; a blurred step is a ramp across its whole width.
     """
     size = max(nearness.shape)
-    slope_x = cv2.Sobel(nearness, cv2.CV_32F, 1, 0, ksize=3)
-    slope_y = cv2.Sobel(nearness, cv2.CV_32F, 0, 1, ksize=3)
-    magnitude = cv2.magnitude(slope_x, slope_y)
-    steep: np.ndarray = magnitude > ramp_scale * 8.0 / size
-    return steep
+    square = np.ones((window, window), dtype=np.uint8)
+    low = cv2.erode(nearness, square, borderType=cv2.BORDER_REPLICATE)
+    high = cv2.dilate(nearness, square, borderType=cv2.BORDER_REPLICATE)
+    span = high - low
+    steep = span > ramp_scale * (window - 1) / size
+    between = np.minimum(nearness - low, high - nearness) > rim * span
+    ramps: np.ndarray = steep & between
+    return ramps
 
 
 def ramp_reach(ramps: np.ndarray, *, limit: int = 96) -> int:

@@ -56,10 +56,12 @@ def build_layers(
     *,
     fill: FillFunction,
     margins: list[int],
+    band: int = 1,
 ) -> list[Layer]:
     """``alphas[k-2]`` is the coverage of "layer k or nearer"; ``margins[k-1]`` is how far
-    layer k is filled behind nearer layers (ignored for the background, filled fully)."""
-    with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
+    layer k is filled behind nearer layers (ignored for the background, filled fully);
+    ``band`` how far from a nearer layer the labels may be wrong (:func:`background_sources`)."""
+    with LayerBuilder(image, labels, fill=fill, margins=margins, band=band) as builder:
         return builder.finish(alphas)
 
 
@@ -72,9 +74,16 @@ class LayerBuilder:
     """
 
     def __init__(
-        self, image: np.ndarray, labels: np.ndarray, *, fill: FillFunction, margins: list[int]
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        *,
+        fill: FillFunction,
+        margins: list[int],
+        band: int = 1,
     ) -> None:
         self._image, self._labels, self._fill, self._margins = image, labels, fill, margins
+        self._band = band
         self._pool = ThreadPoolExecutor(max_workers=FILL_THREADS)
         self._background = self._pool.submit(self._fill_background)
 
@@ -99,6 +108,7 @@ class LayerBuilder:
                 own=alphas[k - 2],
                 nearer=alphas[k - 1] if k < num_layers else None,
                 margin=self._margins[k - 1],
+                band=self._band,
             )
             return plan, _fill_plan(image, plan, self._fill)
 
@@ -116,7 +126,7 @@ class LayerBuilder:
         return layers
 
     def _fill_background(self) -> tuple[np.ndarray, np.ndarray]:
-        known = background_sources(self._labels)
+        known = background_sources(self._labels, band=self._band)
         rgb = self._fill(self._image, known, ~known) if not known.all() else self._image.copy()
         return known, rgb
 
@@ -136,15 +146,19 @@ class _Plan:
     edge: np.ndarray
 
 
-def _plan(region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int) -> _Plan:
+def _plan(
+    region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, margin: int, band: int
+) -> _Plan:
     """A middle or front layer's plan: ``region`` is where it is the nearest surface,
     ``own`` the "this layer or nearer" coverage, ``nearer`` the next layer's (None for
-    the front layer), ``margin`` how far it is filled behind nearer layers. Every mask is
-    made here, so the layers' plans run side by side."""
+    the front layer), ``margin`` how far it is filled behind nearer layers, ``band`` the
+    labels' uncertainty next to them. Every mask is made here, so the layers' plans run
+    side by side."""
     covered = nearer > CLEAR if nearer is not None else np.zeros(region.shape, dtype=bool)
     alpha = _limit_to_margin(own, region, covered, margin)
-    # The fill reads only pixels clear of nearer layers' rims (no halo rides along).
-    known = region & ~grow(covered, 1) & (own >= OPAQUE)
+    # The fill reads only pixels clear of nearer layers' rims and of the band where the
+    # labels may be wrong (no colour of the nearer object rides along as a ghost).
+    known = region & ~grow(covered, band) & (own >= OPAQUE)
     wanted = (alpha > 0) & ~known
     shown = ~covered
     restore = np.flatnonzero(wanted & region & shown & (alpha >= 1.0))
@@ -152,12 +166,13 @@ def _plan(region: np.ndarray, *, own: np.ndarray, nearer: np.ndarray | None, mar
     return _Plan(alpha, known, wanted, wanted & covered, restore, edge)
 
 
-def background_sources(labels: np.ndarray) -> np.ndarray:
+def background_sources(labels: np.ndarray, *, band: int = 1) -> np.ndarray:
     """The pixels the background's fill may read, from the labels alone: its own, clear
     of every pixel a nearer layer's soft edge can reach (the alphas are nonzero only on
-    nearer layers and the one-pixel rim around them) and of the rim beside that."""
+    nearer layers and the one-pixel rim around them) and of the ``band`` beside that,
+    where a soft or displaced depth edge may have left the nearer object's colour."""
     nearer = cv2.dilate((labels >= 2).view(np.uint8), np.ones((3, 3), np.uint8))
-    known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), 1)
+    known: np.ndarray = (labels == 1) & ~grow(nearer.view(bool), band)
     return known
 
 

@@ -8,6 +8,7 @@ thread of its own while the soft edges are worked out.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -49,11 +50,22 @@ def build_stack(
             cuts, labels = segment_labels(image, depth, num_layers=num_layers)
             margins = fill_margins(cuts.size + 1, image.shape[1])
             # The background's fill needs the labels only: it runs beside the soft edges.
-            builder = running.enter_context(LayerBuilder(image, labels, fill=fill, margins=margins))
+            band = label_uncertainty(depth, canvas_width=image.shape[1])
+            builder = running.enter_context(
+                LayerBuilder(image, labels, fill=fill, margins=margins, band=band)
+            )
             alphas = soft_alpha(image, labels, num_layers=cuts.size + 1)
         with timer.stage("fill"):
             layers = builder.finish(alphas)
     return Stack(cuts, labels, layers)
+
+
+def label_uncertainty(depth: DepthEstimate, *, canvas_width: int) -> int:
+    """How many canvas pixels from a nearer layer the labels may be wrong: one, where the
+    depth map has the canvas's resolution; where it was upsampled, the size of one of its
+    pixels on the canvas (a model's edges wander by about that much)."""
+    native_width = max(1, depth.native_size[0])
+    return max(1, math.ceil(canvas_width / native_width))
 
 
 def segment(

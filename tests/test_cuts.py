@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
+import cv2
 import numpy as np
 
-from pipeline.cuts import choose_cuts, drop_empty_layers, label_layers, remove_islands
+from pipeline.cuts import (
+    _best_cuts,
+    _bin_moments,
+    choose_cuts,
+    drop_empty_layers,
+    label_layers,
+    remove_islands,
+)
+from pipeline.edges import ramp_mask
 
 
 def test_cuts_fall_in_the_gaps_between_depth_plateaus() -> None:
@@ -17,6 +28,69 @@ def test_cuts_fall_in_the_gaps_between_depth_plateaus() -> None:
     assert set(np.unique(labels[:, :40])) == {1}
     assert set(np.unique(labels[:, 40:80])) == {2}
     assert set(np.unique(labels[:, 80:])) == {3}
+
+
+def test_a_small_object_gets_a_layer_of_its_own() -> None:
+    # 1.5 % of the canvas at its own depth: a 2.5 % area floor would have merged it.
+    rng = np.random.default_rng(0)
+    nearness = 0.1 + 0.01 * rng.standard_normal((200, 200)).astype(np.float32)
+    nearness[:, 120:] = 0.45
+    nearness[20:44, 20:45] = 0.9
+    labels = label_layers(nearness, choose_cuts(nearness, num_layers=3))
+    assert (labels[22:42, 22:43] == 3).all()
+    assert (labels[:, 130:] == 2).all()
+    assert (labels[60:, :110] == 1).all()
+
+
+def test_an_extra_layer_splits_the_deep_surface_not_the_flat_one() -> None:
+    # A noisy flat wall and a floor sloping over 0.4-0.9, three layers asked: the floor,
+    # whose spread of depth a single shift cannot follow, is split; the wall is not.
+    rng = np.random.default_rng(1)
+    nearness = 0.2 + 0.02 * rng.standard_normal((120, 160)).astype(np.float32)
+    nearness[:, 80:] = np.linspace(0.4, 0.9, 120, dtype=np.float32)[:, None]
+    cuts = choose_cuts(nearness, num_layers=3)
+    assert 0.2 + 0.02 < cuts[0] <= 0.4  # above the wall's bulk (its noise is speckle)
+    assert 0.45 < cuts[1] < 0.85
+
+
+def test_a_map_with_fewer_levels_than_layers_leaves_the_rest_empty() -> None:
+    nearness = np.full((60, 80), 0.2, dtype=np.float32)
+    nearness[:, 40:] = 0.8
+    labels = label_layers(nearness, choose_cuts(nearness, num_layers=4))
+    assert np.unique(labels[:, :40]).size == 1
+    assert np.unique(labels[:, 40:]).size == 1
+    assert labels[0, 0] != labels[0, 79]
+
+
+def test_cuts_are_the_exact_minimum_of_parallax_error_plus_tears() -> None:
+    rng = np.random.default_rng(2)
+    nearness = rng.beta(2.0, 5.0, (64, 64)).astype(np.float32)
+    moments = _bin_moments(nearness, weight=np.ones_like(nearness), bins=24)
+    cut_cost = rng.uniform(0.0, 2e-3, 23)
+
+    def total(edges: tuple[int, ...]) -> float:
+        cost, bounds = 0.0, (0, *edges, 24)
+        for start, end in itertools.pairwise(bounds):
+            weight, first, second = moments[:, start:end].sum(axis=1)
+            cost += second - first * first / weight if weight > 0 else 0.0
+        return cost + sum(cut_cost[e - 1] for e in edges)
+
+    found = _best_cuts(moments, moments[0], cut_cost, num_layers=4, min_share=0.0)
+    every = [(a, b, c) for a in range(1, 24) for b in range(a + 1, 24) for c in range(b + 1, 24)]
+    assert found is not None
+    assert total(tuple(found)) <= min(total(edges) for edges in every) + 1e-12
+
+
+def test_a_sharp_step_and_a_thin_pole_are_not_ramps_but_a_blurred_step_is() -> None:
+    nearness = np.full((80, 120), 0.2, dtype=np.float32)
+    nearness[:, 60:] = 0.8
+    nearness[:, 30:32] = 0.8  # a two-pixel pole, exact depth
+    assert not ramp_mask(nearness).any()
+    blurred = cv2.GaussianBlur(nearness, (0, 0), 3.0)
+    ramps = ramp_mask(blurred)
+    assert ramps[:, 56:64].mean() > 0.9
+    assert not ramps[:, 10:20].any()
+    assert not ramps[:, 90:].any()
 
 
 def test_speckles_merge_into_the_layer_around_them() -> None:
