@@ -8,6 +8,7 @@ The first four make :class:`~config.model.Settings`; the rest refine one job's
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from config.errors import SettingsError
 from config.model import JobSettings, Settings
-from config.schema import describe_allowed
+from config.schema import describe_allowed, field_at
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().with_name("strata.yaml")
@@ -81,10 +82,7 @@ def read_yaml_layer(path: Path, *, resolve_paths: bool = False) -> SettingsLayer
                 )
             _collect(loader, node, path, (), layer)
     except yaml.YAMLError as exc:
-        raise SettingsError(
-            f"{path} is not valid YAML: {_one_line(exc)}.",
-            hint="Only plain YAML values are allowed (no tags such as !!python/object).",
-        ) from exc
+        raise yaml_error(path, exc) from exc
     finally:
         loader.dispose()
     if resolve_paths:
@@ -189,12 +187,26 @@ def _describe_error(model: type[BaseModel], err: Any, layer: SettingsLayer) -> s
     origin = _origin_for(layer, loc)
     where = f" in {origin}" if origin else ""
     if err["type"] == "extra_forbidden":
-        return f"Unknown setting `{dotted}`{where}."
+        return f"Unknown setting `{dotted}`{where}.{_did_you_mean(model, loc)}"
     if err["type"] == "missing":
         return f"Missing setting `{dotted}`{where}."
     allowed = describe_allowed(model, loc)
     value = err.get("input")
     return f"Setting `{dotted}` = {value!r}{where} is invalid: allowed {allowed}."
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[str, ...]) -> str:
+    """`` Did you mean `num_layers`?`` for a misspelt key: the closest key beside it."""
+    section = field_at(model, loc[:-1]) if len(loc) > 1 else None
+    parent = section.annotation if section is not None else model
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+        return ""
+    prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
+    candidates = {name: f"{prefix}{name}" for name in parent.model_fields}
+    if model is Settings and len(loc) == 1:  # a per-job key at the top of a config file
+        candidates.update({name: f"defaults.{name}" for name in JobSettings.model_fields})
+    close = difflib.get_close_matches(loc[-1], list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean `{candidates[close[0]]}`?" if close else ""
 
 
 def _origin_for(layer: SettingsLayer, loc: tuple[str, ...]) -> str | None:
@@ -319,3 +331,48 @@ def _resolve_relative_paths(layer: SettingsLayer, base: Path) -> None:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+# --- YAML errors in words ----------------------------------------------------------------
+
+_YAML_SYNTAX_HINT = (
+    "Indent with spaces (no tabs), close every quote and bracket, and quote a value that "
+    "holds ': ' or starts with a special character such as @, %, * or &."
+)
+_YAML_TAG_HINT = "Only plain YAML values are allowed (no tags such as !!python/object)."
+_UNCLOSED = {  # PyYAML's context for a construct opened and never closed
+    "while scanning a quoted scalar": "a quote that is never closed",
+    "while parsing a flow sequence": "a [ that is never closed",
+    "while parsing a flow mapping": "a { that is never closed",
+}
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError) -> SettingsError:
+    """One line for a YAML file that does not parse: the file, the line, the problem in
+    words. Only a tag (``!!python/…``) gets the hint about tags."""
+    hint = _YAML_TAG_HINT if isinstance(exc, yaml.constructor.ConstructorError) else None
+    mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
+    if mark is None or not isinstance(exc, yaml.MarkedYAMLError):
+        return SettingsError(f"{path} is not valid YAML: {_one_line(exc)}.", hint=hint)
+    line, problem = mark.line + 1, _yaml_problem(exc)
+    opened = _UNCLOSED.get(exc.context or "")
+    if opened and exc.context_mark is not None:  # point at where it was opened
+        line, problem = exc.context_mark.line + 1, opened
+    return SettingsError(
+        f"{path} is not valid YAML at line {line}: {problem}.", hint=hint or _YAML_SYNTAX_HINT
+    )
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem, in words for the mistakes people make most."""
+    problem = exc.problem or "the YAML cannot be read"
+    if "'\\t'" in problem:
+        return "a tab character (YAML indents with spaces only)"
+    if problem == "mapping values are not allowed here":
+        return "a ':' where none can stand (a key indented under a value, or an unquoted ': ')"
+    if problem.startswith("expected <block end>"):
+        return "the indentation does not line up with the keys above"
+    if isinstance(exc, yaml.constructor.ConstructorError) and " for the tag " in problem:
+        tag = problem.split(" for the tag ", 1)[1].strip("'").replace("tag:yaml.org,2002:", "!!")
+        return f"the tag {tag} is not allowed"
+    return problem
