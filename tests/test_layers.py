@@ -28,7 +28,7 @@ from pipeline.layers import (
     recompose,
 )
 from pipeline.preview import Parallax, fill_margins, thumbnail
-from pipeline.stack import build_stack, segment
+from pipeline.stack import build_stack, label_uncertainty, segment
 
 CASES = [(surfaces, seed) for surfaces in (2, 3, 4, 5) for seed in (0, 1)]
 
@@ -194,7 +194,8 @@ def test_the_background_is_filled_only_from_pixels_no_soft_edge_reaches() -> Non
         _cuts, labels, alphas = segment(image, depth, num_layers=surfaces)
         sources = background_fill_sources(image, depth, surfaces)
         assert sources.any(), (surfaces, seed)
-        assert np.array_equal(sources, background_sources(labels)), (surfaces, seed)
+        band = label_uncertainty(depth, canvas_width=image.shape[1])
+        assert np.array_equal(sources, background_sources(labels, band=band)), (surfaces, seed)
         assert not (sources & (alphas[0] > 0)).any(), (surfaces, seed)
 
 
