@@ -187,6 +187,21 @@ def _best_cuts(
     return sorted(edges)
 
 
+def layer_parallax(nearness: np.ndarray, labels: np.ndarray, *, num_layers: int) -> list[float]:
+    """Each layer's suggested parallax: the mean nearness (disparity) of its pixels,
+    normalised so the background is 0 and the foreground 1, so an animator's shifts
+    follow the depth. Evenly spaced where the layers' means do not separate."""
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=num_layers + 1)[1 : num_layers + 1]
+    sums = np.bincount(flat, weights=nearness.ravel(), minlength=num_layers + 1)
+    means = sums[1 : num_layers + 1] / np.maximum(counts, 1)
+    means = np.maximum.accumulate(means)  # a nearer layer never moves less
+    far, near = float(means[0]), float(means[-1])
+    if near - far < 1e-6:
+        return [k / (num_layers - 1) for k in range(num_layers)]
+    return [float(v) for v in (means - far) / (near - far)]
+
+
 def label_layers(nearness: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Label map, uint8, 1 = farthest layer … len(cuts) + 1 = nearest."""
     labels = np.ones(nearness.shape, dtype=np.uint8)

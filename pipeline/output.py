@@ -40,7 +40,6 @@ from pipeline.preview import (
     Parallax,
     Thumbnail,
     contact_sheet,
-    parallax_factors,
     thumbnail,
 )
 from pipeline.timing import StageTimer
@@ -60,6 +59,7 @@ class JobOutputs:
     depth_file: Path | None
     cuts: np.ndarray
     layers: list[Layer]
+    parallax: list[float]  # each layer's relative shift: 0 background … 1 foreground
     fill: dict[str, Any]
     painterly: dict[str, Any] | None
     created_at: str
@@ -141,9 +141,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats
     while the files are encoded."""
     count = len(outputs.layers)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        stats = pool.submit(
-            layer_stats, outputs.layers, outputs.cuts, parallax_factors(len(outputs.layers))
-        )
+        stats = pool.submit(layer_stats, outputs.layers, outputs.cuts, outputs.parallax)
         # Each layer packed once: its thumbnail first, as the previews (the longest
         # chain) wait for all of them; its PNG queued behind, overlapping the previews.
         packed = list(pool.map(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers))
@@ -157,7 +155,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats
             files.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
         small = [future.result() for future in thumbs]
         files.append(pool.submit(_save_contact_sheet, folder / "preview.png", small))
-        parallax = Parallax(small)
+        parallax = Parallax(small, outputs.parallax)
         duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
         animation = encode_animation(parallax.shifts(), parallax.render, duration_ms=duration_ms)
         (folder / "parallax.webp").write_bytes(animation)

@@ -22,19 +22,15 @@ ANIMATION_FRAMES = 20
 ANIMATION_SECONDS = 2.4
 
 
-def parallax_factors(num_layers: int) -> list[float]:
-    """Suggested relative shift per layer: 0 for the background, 1 for the foreground."""
-    return [k / (num_layers - 1) for k in range(num_layers)]
+def fill_margins(parallax: list[float], canvas_width: int) -> list[int]:
+    """How far each layer must be filled behind nearer ones for the preview's parallax;
+    ``parallax`` is each layer's relative shift (0 background … 1 foreground).
 
-
-def fill_margins(num_layers: int, canvas_width: int) -> list[int]:
-    """How far each layer must be filled behind nearer ones for the preview's parallax.
-
-    Layer k is uncovered by at most (1 - factor_k) · amplitude when the foreground moves
+    Layer k is uncovered by at most (1 - parallax_k) · amplitude when the foreground moves
     by the full amplitude; two pixels of slack cover rounding in the resampling.
     """
     amplitude = PARALLAX_AMPLITUDE * canvas_width
-    return [math.ceil((1.0 - f) * amplitude) + 2 for f in parallax_factors(num_layers)]
+    return [math.ceil((1.0 - f) * amplitude) + 2 for f in parallax]
 
 
 @dataclass(frozen=True)
@@ -95,13 +91,13 @@ def contact_sheet(small: list[Thumbnail]) -> np.ndarray:
 
 class Parallax:
     """A horizontal parallax sway of a stack's thumbnails: the background stays, each
-    nearer layer moves in proportion to its parallax factor."""
+    nearer layer moves in proportion to its ``parallax`` (0 background … 1 foreground)."""
 
-    def __init__(self, small: list[Thumbnail]) -> None:
+    def __init__(self, small: list[Thumbnail], parallax: list[float]) -> None:
         width = small[0].alpha.shape[1]
         self.amplitude = PARALLAX_AMPLITUDE * width
         self._background = cv2.cvtColor(small[0].rgba, cv2.COLOR_RGBA2RGB)
-        self._factors = parallax_factors(len(small))[1:]
+        self._factors = parallax[1:]
         self._sprites = [
             _Sprite.of(thumb, reach=math.ceil(self.amplitude * factor) + 1)
             for thumb, factor in zip(small[1:], self._factors, strict=True)
@@ -161,11 +157,14 @@ def _warp(image: np.ndarray, dx: float) -> np.ndarray:
     return moved
 
 
-def shift_composite(layers: list[Layer], shift: float) -> tuple[np.ndarray, np.ndarray]:
-    """Composite at full size with the foreground moved by ``shift`` pixels.
+def shift_composite(
+    layers: list[Layer], shift: float, parallax: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Composite at full size with the foreground moved by ``shift`` pixels and each
+    layer by its share ``parallax`` of it.
 
     Returns the image and its total alpha (1 everywhere when nothing is revealed)."""
-    factors = parallax_factors(len(layers))
+    factors = parallax
     image = layers[0].rgb * layers[0].alpha[..., None]
     coverage = layers[0].alpha.copy()
     for layer, factor in zip(layers[1:], factors[1:], strict=True):

@@ -82,6 +82,7 @@ def run(
                 depth_file=depth_file,
                 cuts=stack.cuts,
                 layers=stack.layers,
+                parallax=stack.parallax,
                 fill=fill_info,
                 painterly=painterly,
                 created_at=created_at,

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.cuts import choose_cuts, drop_empty_layers, label_layers, remove_islands
+from pipeline.cuts import (
+    choose_cuts,
+    drop_empty_layers,
+    label_layers,
+    layer_parallax,
+    remove_islands,
+)
 from pipeline.depth import DepthEstimate
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.layers import FillFunction, Layer, LayerBuilder
@@ -32,6 +38,7 @@ class Stack:
     cuts: np.ndarray  # nearness thresholds between the layers, ascending
     labels: np.ndarray  # uint8 (H, W): 1 = background … len(cuts) + 1 = foreground
     layers: list[Layer]  # back to front
+    parallax: list[float]  # each layer's relative shift: 0 background … 1 foreground
 
 
 def build_stack(
@@ -48,7 +55,8 @@ def build_stack(
     with ExitStack() as running:
         with timer.stage("layers"):
             cuts, labels = segment_labels(image, depth, num_layers=num_layers)
-            margins = fill_margins(cuts.size + 1, image.shape[1])
+            parallax = layer_parallax(depth.nearness, labels, num_layers=cuts.size + 1)
+            margins = fill_margins(parallax, image.shape[1])
             # The background's fill needs the labels only: it runs beside the soft edges.
             band = label_uncertainty(depth, canvas_width=image.shape[1])
             builder = running.enter_context(
@@ -57,7 +65,7 @@ def build_stack(
             alphas = soft_alpha(image, labels, num_layers=cuts.size + 1)
         with timer.stage("fill"):
             layers = builder.finish(alphas)
-    return Stack(cuts, labels, layers)
+    return Stack(cuts, labels, layers, parallax)
 
 
 def label_uncertainty(depth: DepthEstimate, *, canvas_width: int) -> int:

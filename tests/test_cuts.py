@@ -6,6 +6,7 @@ import itertools
 
 import cv2
 import numpy as np
+import pytest
 
 from pipeline.cuts import (
     _best_cuts,
@@ -13,6 +14,7 @@ from pipeline.cuts import (
     choose_cuts,
     drop_empty_layers,
     label_layers,
+    layer_parallax,
     remove_islands,
 )
 from pipeline.edges import ramp_mask
@@ -144,3 +146,11 @@ def test_at_least_two_layers_are_kept() -> None:
     compact, kept = drop_empty_layers(labels, cuts)
     assert compact is labels
     assert kept is cuts
+
+
+def test_a_layers_parallax_is_its_mean_disparity_normalised() -> None:
+    nearness = np.full((10, 30), 0.1, dtype=np.float32)
+    nearness[:, 10:20] = 0.3  # close behind the background: a small shift
+    nearness[:, 20:] = 0.9
+    labels = label_layers(nearness, np.array([0.2, 0.5]))
+    assert layer_parallax(nearness, labels, num_layers=3) == pytest.approx([0.0, 0.25, 1.0])

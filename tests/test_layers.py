@@ -154,7 +154,7 @@ def test_parallax_preview_at_rest_shows_the_image() -> None:
     scene = make_scene(num_surfaces=4, seed=6, width=320, height=240)
     layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=6))
     small = [thumbnail(pack_8bit(layer.rgb, layer.alpha)) for layer in layers]
-    frame = Parallax(small).render(0.0).astype(np.float32) / 255.0
+    frame = Parallax(small, [0.0, 0.3, 0.6, 1.0]).render(0.0).astype(np.float32) / 255.0
     assert frame.shape == (240, 320, 3)
     off = np.abs(frame - scene_image(scene)).max(axis=2) > 3 / 255
     assert off.mean() < 0.003  # only where three layers meet in one pixel
@@ -212,7 +212,7 @@ def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
             background_started.set()
         return fill_hidden(image, known, region=region)
 
-    margins = fill_margins(3, image.shape[1])
+    margins = fill_margins([0.0, 0.5, 1.0], image.shape[1])
     with LayerBuilder(image, labels, fill=fill, margins=margins) as builder:
         assert background_started.wait(timeout=30)  # before finish() is given the alphas
         layers = builder.finish(alphas)

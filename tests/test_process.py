@@ -113,8 +113,9 @@ def test_writes_every_output_spec_lists(photo: Path, tmp_path: Path) -> None:
     assert len(manifest["source"]["sha256"]) == 64
     assert manifest["layer_count"] == 4
     assert sum(layer["coverage"] for layer in manifest["layers"]) == pytest.approx(1.0, abs=1e-3)
+    # the scene's surfaces sit at evenly spaced depths: so do the layers' mean disparities
     assert [layer["parallax"] for layer in manifest["layers"]] == pytest.approx(
-        [0, 1 / 3, 2 / 3, 1], abs=1e-3
+        [0, 1 / 3, 2 / 3, 1], abs=0.02
     )
     assert manifest["layers"][0]["filled_fraction"] > 0.05
     ranges = [layer["depth_range"] for layer in manifest["layers"]]
