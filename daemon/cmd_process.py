@@ -1,4 +1,15 @@
-"""`strata process IMAGE…`: run the pipeline once, in this process, no daemon."""
+"""`strata process IMAGE…`: run the pipeline once, in this process, no daemon.
+
+The command line takes what the inbox takes:
+
+- a folder is a batch, as if dropped into the inbox: every photo under it (ignored names
+  and folders skipped, by the watcher's own rules), its ``_defaults.yaml`` files applying
+  from the folder down, results in ``<out>/<folder>/<sub-folders>/<stem>/``;
+- a file that belongs to a photo (``<stem>.yaml``/``.yml``, ``*.depth.*``,
+  ``_defaults.yaml``) or is noise (hidden, ``.DS_Store``, ``*.part``…) is skipped, so
+  ``strata process photos/*`` works; it still applies to its photo;
+- any other file is a job (one that is not a supported image fails with a clear message).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +39,18 @@ from config.loader import (
 from config.model import JobSettings, Mode, Settings
 from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
 from daemon.logs import configure_logging
+from daemon.names import Kind, classify, is_ignored_name
+from daemon.watcher import scan
+
+
+@dataclass(frozen=True)
+class Target:
+    """One photo to process: where its job folder goes, and the batch it belongs to."""
+
+    image: Path
+    output_root: Path
+    batch_root: Path | None = None
+    """A folder given on the command line: its ``_defaults.yaml`` files apply from it down."""
 
 
 def register(subparsers: Any) -> None:
@@ -35,10 +59,15 @@ def register(subparsers: Any) -> None:
         help="run the pipeline on images now, without the daemon",
         description=(
             "Run the pipeline once on each IMAGE. Sidecars (<stem>.yaml), _defaults.yaml and "
-            "depth maps (<stem>.depth.png) beside each image apply as in the inbox."
+            "depth maps (<stem>.depth.png) beside each image apply as in the inbox, and are "
+            "skipped when named on the command line (strata process photos/* works). A "
+            "FOLDER is a batch, as if dropped into the inbox: every photo under it, its "
+            "_defaults.yaml applying, results in OUT/<folder>/<stem>/."
         ),
     )
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE|FOLDER", help="photos and folders"
+    )
     parser.add_argument(
         "--mode",
         type=Mode,
@@ -66,24 +95,57 @@ def handle(args: argparse.Namespace) -> int:
     configure_logging(settings.value.log, stderr_level="WARNING" if args.json else None)
     overrides = overrides_layer(args.overrides)
     _check_overrides(settings, overrides)
-    missing = [str(p) for p in args.images if not p.is_file()]
-    if missing:
-        raise SettingsError(
-            f"No such file: {', '.join(missing)}.", hint="Give the paths of existing images."
-        )
     output_root = args.out if args.out else settings.value.outbox_for(args.mode)
+    targets = collect_targets(args.images, output_root)
     from pipeline.memory import keep_freed_memory
 
     keep_freed_memory()  # a one-shot process: nothing to give back until it exits
     reports = [
-        _process_one(image, args.mode, settings, overrides, output_root, quiet=args.json)
-        for image in args.images
+        _process_one(target, args.mode, settings, overrides, quiet=args.json) for target in targets
     ]
     if args.json:
         json.dump(reports if len(reports) > 1 else reports[0], sys.stdout, indent=2)
         sys.stdout.write("\n")
     failed = sum(1 for r in reports if r["status"] == "failed")
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def collect_targets(paths: list[Path], output_root: Path) -> list[Target]:
+    """The photos the command line names, each once; a usage error when there are none."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SettingsError(
+            f"No such file or folder: {', '.join(missing)}.",
+            hint="Give the paths of existing images or folders.",
+        )
+    targets: dict[Path, Target] = {}
+    for path in paths:
+        found = _batch(path, output_root) if path.is_dir() else _single(path, output_root)
+        for target in found:
+            targets.setdefault(target.image.resolve(), target)
+    if not targets:
+        raise SettingsError(
+            f"No photos to process in {', '.join(map(str, paths))}.",
+            hint="Give images (.jpg .png .webp .tif .heic .bmp) or folders that hold some; "
+            "sidecars and depth maps apply to their photo and are not processed alone.",
+        )
+    return list(targets.values())
+
+
+def _batch(folder: Path, output_root: Path) -> list[Target]:
+    """Every photo under ``folder``, as the inbox would see the folder dropped into it."""
+    batch_output = output_root / folder.resolve().name
+    return [
+        Target(image, batch_output / image.parent.relative_to(folder), batch_root=folder)
+        for image in sorted(scan(folder))
+    ]
+
+
+def _single(path: Path, output_root: Path) -> list[Target]:
+    """A named file is a job unless it belongs to a photo or is noise."""
+    if is_ignored_name(path.name) or classify(path.name) not in (Kind.IMAGE, Kind.IGNORED):
+        return []
+    return [Target(path, output_root)]
 
 
 def _check_overrides(settings: Resolved[Settings], overrides: SettingsLayer) -> None:
@@ -93,28 +155,30 @@ def _check_overrides(settings: Resolved[Settings], overrides: SettingsLayer) -> 
 
 
 def _process_one(
-    image: Path,
+    target: Target,
     mode: Mode,
     settings: Resolved[Settings],
     overrides: SettingsLayer,
-    output_root: Path,
     *,
     quiet: bool,
 ) -> dict[str, Any]:
     from pipeline import Job, run
 
+    image = target.image
     job_id = uuid.uuid4().hex
     started = time.time()
     record: dict[str, Any] = {"id": job_id, "mode": mode, "input": image, "started": started}
     with logger.contextualize(job=job_id[:8]):
         try:
-            resolved = resolve_job_settings(settings, image, overrides=overrides)
+            resolved = resolve_job_settings(
+                settings, image, inbox_root=target.batch_root, overrides=overrides
+            )
             record["settings"] = resolved.value
             job = Job(
                 job_id=job_id,
                 mode=mode,
                 input_path=image,
-                output_root=output_root,
+                output_root=target.output_root,
                 settings=resolved.value,
                 models=settings.value.models,
                 limits=settings.value.watch,

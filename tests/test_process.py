@@ -304,3 +304,62 @@ def test_no_traceback_from_the_real_command(photo: Path, tmp_path: Path) -> None
     assert result.returncode == 1
     assert "broken.jpg" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def write_photo(path: Path, *, seed: int) -> Path:
+    """A small smooth photo with its ``<stem>.depth.png`` beside it (no model needed)."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((6, 8, 3)) * 255).astype(np.uint8)
+    Image.fromarray(small).resize((160, 120), Image.Resampling.BICUBIC).save(path, quality=92)
+    save_gray16_png(
+        path.with_name(f"{path.stem}.depth.png"), np.tile(np.linspace(0, 1, 160), (120, 1))
+    )
+    return path
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """trip/: two photos with depth maps, one sidecar, _defaults.yaml and system clutter."""
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    write_photo(folder / "day1.jpg", seed=1)
+    write_photo(folder / "day2.png", seed=2)
+    (folder / "day2.yaml").write_text("num_layers: 2\n")
+    (folder / "_defaults.yaml").write_text("num_layers: 3\n")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (folder / "._day1.jpg").write_bytes(b"\0\5\26\7")
+    return folder
+
+
+def layer_settings(job_folder: Path) -> int:
+    manifest = json.loads((job_folder / "manifest.json").read_text())
+    assert manifest["source"]["filename"].startswith(job_folder.name)
+    return int(manifest["settings"]["num_layers"])
+
+
+def test_a_folder_is_a_batch_with_its_defaults(photo_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert process(photo_folder, "--out", out) == 0
+    assert sorted(p.name for p in (out / "trip").iterdir()) == ["day1", "day2"]
+    assert layer_settings(out / "trip" / "day1") == 3  # trip/_defaults.yaml
+    assert layer_settings(out / "trip" / "day2") == 2  # its sidecar wins
+    assert (out / "trip" / "day1" / "Layer_1_background.png").is_file()
+
+
+def test_every_file_of_a_folder_on_the_command_line(photo_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    everything = sorted(photo_folder.iterdir())  # what the shell's trip/.* trip/* would give
+    assert len(everything) == 8
+    assert process(*everything, "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["day1", "day2"]
+    assert layer_settings(out / "day1") == 3  # _defaults.yaml beside the photo
+    assert layer_settings(out / "day2") == 2
+    assert (out / "day2" / "day2.depth.png").is_file()
+
+
+def test_only_companions_on_the_command_line_is_a_usage_error(
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    companions = [photo_folder / "day2.yaml", photo_folder / "day1.depth.png"]
+    assert process(*companions, "--out", tmp_path / "out") == 2
+    assert "No photos to process" in capsys.readouterr().err
