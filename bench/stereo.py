@@ -23,8 +23,10 @@ Protocol, one for every method:
   own thresholds into a hard label map (empty labels dropped, as Strata drops empty layers)
   and get the layer assembly of ``bench/quality.py``'s ``quantile+telea``: hard 0/1 alpha;
   the background opaque and Telea-filled (radius 5) behind every nearer layer; each middle
-  layer Telea-filled behind nearer layers within the parallax margin Strata fills
-  (``pipeline.preview.fill_margins``). Strata has soft edges, its own fill, the same margins.
+  layer Telea-filled behind nearer layers within the margin a Strata job fills: the
+  preview's sway (``PARALLAX_AMPLITUDE`` of the width) times one minus the layer's parallax
+  (its mean nearness, background 0 … foreground 1), plus 2 px. Strata has its soft edges and
+  its own fill.
 - **Render.** Each layer moves by one shift: the mean *true* disparity (known pixels only,
   full-resolution pixels) over the pixels it shows in the composite (its alpha times the
   clearness of every nearer layer). The right camera sees a left pixel at ``x - d``, so a
@@ -73,7 +75,7 @@ from config.model import DepthMapKind
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
 from pipeline.layers import Layer
-from pipeline.preview import fill_margins
+from pipeline.preview import PARALLAX_AMPLITUDE
 from pipeline.stack import build_stack
 
 LAYER_COUNTS = (2, 3, 4, 5)
@@ -333,12 +335,27 @@ def telea(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return result
 
 
-def label_layers(image: np.ndarray, labels: np.ndarray) -> list[Layer]:
+def fill_margins(nearness: np.ndarray, labels: np.ndarray) -> list[int]:
+    """How far each layer of a label map is filled behind nearer ones, by a Strata job's
+    rule: the preview's sway times one minus the layer's parallax (its mean nearness,
+    background 0 … foreground 1; evenly spaced when the means do not separate), + 2 px."""
+    count = int(labels.max())
+    means = np.bincount(labels.ravel(), weights=nearness.ravel())[1:] / np.maximum(
+        np.bincount(labels.ravel())[1:], 1
+    )
+    means = np.maximum.accumulate(means)
+    spread = float(means[-1] - means[0])
+    parallax = (means - means[0]) / spread if spread > 1e-6 else np.linspace(0.0, 1.0, count)
+    amplitude = PARALLAX_AMPLITUDE * labels.shape[1]
+    return [int(np.ceil((1.0 - p) * amplitude)) + 2 for p in parallax]
+
+
+def label_layers(image: np.ndarray, labels: np.ndarray, nearness: np.ndarray) -> list[Layer]:
     """Hard-mask layers of a label map (1 = farthest) as ``bench/quality.py``'s
     ``quantile+telea`` builds them: the background opaque and Telea-filled behind everything
     nearer, each middle layer Telea-filled behind nearer layers within Strata's margin."""
     count = int(labels.max())
-    margins = fill_margins(count, image.shape[1])
+    margins = fill_margins(nearness, labels)
     layers = []
     for k in range(1, count + 1):
         own = labels == k
@@ -363,7 +380,7 @@ def peer(cuts_of: Callable[[np.ndarray, int], np.ndarray]) -> Method:
 
     def method(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
         labels = labels_from_cuts(depth.nearness, cuts_of(depth.nearness, count))
-        return label_layers(image, labels)
+        return label_layers(image, labels, depth.nearness)
 
     return method
 

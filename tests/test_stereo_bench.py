@@ -14,6 +14,7 @@ import pytest
 
 from bench import stereo
 from pipeline.layers import Layer
+from pipeline.preview import PARALLAX_AMPLITUDE
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,17 @@ def test_quantiles_hold_equal_counts_and_empty_labels_are_dropped() -> None:
     assert stereo.labels_from_cuts(values, np.array([-5.0, 50.0])).max() == 2
 
 
+def test_peer_margins_follow_each_layers_mean_depth_as_a_jobs_do() -> None:
+    nearness = np.repeat(np.array([[0.0, 0.1, 0.2, 0.9, 1.0]], np.float32), 3, axis=0)
+    labels = np.repeat(np.array([[1, 1, 2, 3, 3]], np.int32), 3, axis=0)
+    amplitude = PARALLAX_AMPLITUDE * 5  # the layers' parallax: 0, 0.15 / 0.9, 1
+    assert stereo.fill_margins(nearness, labels) == [
+        int(np.ceil(amplitude)) + 2,
+        int(np.ceil((1 - 0.15 / 0.9) * amplitude)) + 2,
+        2,
+    ]
+
+
 # --- rendering -----------------------------------------------------------------------------------
 
 
@@ -210,7 +222,8 @@ def test_a_nonsense_label_map_scores_far_worse_than_kmeans(
 ) -> None:
     height, width = pair.known.shape
     bands = np.repeat((np.arange(width) * 4 // width + 1)[None, :], height, axis=0).astype(np.int32)
-    nonsense = stereo.label_layers(pair.left, bands)
+    nearness = stereo.depth_estimate(pair.disparity, "full").nearness
+    nonsense = stereo.label_layers(pair.left, bands, nearness)
     kmeans = seen_psnr(
         kmeans_layers, stereo.layer_shifts(kmeans_layers, pair.disparity, pair.known), pair, masks
     )
