@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.job import Job, JobResult, ProgressCallback
+from pipeline.models import quiet_torchvision_advice
 
 if TYPE_CHECKING:
     from pipeline.models import ModelCache
+
+quiet_torchvision_advice()  # before any module here imports diffusers (see its docstring)
 
 
 def run(

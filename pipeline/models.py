@@ -12,6 +12,7 @@ after this module is imported and before the hub is.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -164,6 +165,31 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+
+
+TORCHVISION_ADVICE = "requires torchvision (not installed); falling back to"
+"""The start of transformers' warning for an image processor that falls back to its PIL twin."""
+TRANSFORMERS_IMPORT_LOGGER = "transformers.utils.import_utils"
+
+
+class _DropTorchvisionAdvice(logging.Filter):
+    """Drops transformers' "`CLIPImageProcessor` requires torchvision (not installed);
+    falling back to `CLIPImageProcessorPil`… Install torchvision…" and nothing else.
+
+    Strata needs no torchvision (the PIL processors are what it uses), and following the
+    advice, ``pip install torchvision``, would replace the pinned torch with another build.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TORCHVISION_ADVICE not in record.getMessage()
+
+
+def quiet_torchvision_advice() -> None:
+    """Silence that one warning (idempotent). Runs when :mod:`pipeline` is imported, so
+    before diffusers imports the SD pipelines, whose import is what prints it."""
+    library = logging.getLogger(TRANSFORMERS_IMPORT_LOGGER)
+    if not any(isinstance(f, _DropTorchvisionAdvice) for f in library.filters):
+        library.addFilter(_DropTorchvisionAdvice())
 
 
 def offline_environment() -> None:
