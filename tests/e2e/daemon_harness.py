@@ -6,6 +6,7 @@ The ledger is read directly (it is the truth the drills assert on).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -99,14 +100,30 @@ class DaemonEnv:
         self.process.kill()
         self.process.wait(10)
 
-    def strata(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def strata(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """One CLI command, off a terminal (stdin is /dev/null), as a script would run it."""
         return subprocess.run(
             [str(STRATA), *args, "--config", str(self.config)],
             capture_output=True,
             text=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
             timeout=60,
             check=False,
         )
+
+    def private_home(self) -> dict[str, str]:
+        """An environment whose home (and so the system trash) is inside the drill's folder."""
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local/share")}
+
+    @property
+    def trash(self) -> Path:
+        """The freedesktop.org trash of :meth:`private_home`."""
+        return self.root / "home" / ".local" / "share" / "Trash" / "files"
 
     def jobs(self) -> list[JobRecord]:
         ledger = Ledger.in_state_dir(self.state)

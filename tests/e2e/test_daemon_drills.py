@@ -114,6 +114,31 @@ def test_a_copy_pausing_past_the_default_settle_window_becomes_one_job(
     assert (Path(job.output_dir or "") / "source.jpg").read_bytes() == data
 
 
+@pytest.mark.slow
+def test_delete_sends_the_originals_of_a_failed_and_a_completed_job_to_the_trash(
+    daemon_env: DaemonEnv,
+) -> None:
+    daemon_env.start()
+    broken = b"\xff\xd8\xff\xe0 not really a jpeg" * 50
+    (daemon_env.inbox / "broken.jpg").write_bytes(broken)
+    good = drop(daemon_env, "good.jpg", seed=17)
+    wait_for(lambda: daemon_env.all_done(2), timeout=60, what="two jobs")
+    jobs = {job.input_filename: job for job in daemon_env.jobs()}
+    photo = (Path(jobs["good.jpg"].output_dir or "") / "source.jpg").read_bytes()
+    env = daemon_env.private_home()
+    for name, job in jobs.items():
+        result = daemon_env.strata("delete", job.id, env=env)
+        assert result.returncode == 0, result.stderr
+        assert f"{name} moved to the system trash ({daemon_env.trash})" in result.stdout
+    assert (daemon_env.trash / "broken.jpg").read_bytes() == broken
+    assert (daemon_env.trash / "good.jpg").read_bytes() == photo
+    assert (daemon_env.trash / "good.depth.png").is_file()
+    assert daemon_env.jobs() == []
+    assert daemon_env.job_folders() == []
+    assert not (daemon_env.outbox / "failed" / "broken").exists()
+    assert not good.exists()
+
+
 def test_temp_name_renamed_becomes_one_job_named_after_the_final_name(
     daemon_env: DaemonEnv,
 ) -> None:
