@@ -18,7 +18,6 @@ from config.errors import ModelNotAvailableError
 from daemon.cli import EXIT_OK, add_common_options
 from pipeline.models import (
     ROLES,
-    VARIANTS,
     ModelEntry,
     PullItem,
     hf_cache_dir,
@@ -41,18 +40,12 @@ def register(subparsers: Any) -> None:
         "pull",
         help="download the configured models (only the files Strata needs)",
         description="Download the configured models into the Hugging Face cache "
-        "($HF_HOME/hub). Models set to a local folder are left alone.",
+        "($HF_HOME/hub): the full-precision safetensors weights, which load on every device "
+        "(GPUs cast them to fp16 at load time). Models set to a local folder are left alone.",
     )
     add_common_options(pull)
     pull.add_argument(
         "--role", action="append", choices=ROLES, help="only this role (repeatable; default all)"
-    )
-    pull.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        default="fp32",
-        help="diffusers weights: fp32 (default, loads on every device) or fp16 (half the "
-        "download; the loaders must then ask for variant='fp16')",
     )
     pull.set_defaults(handler=run_pull)
 
@@ -121,7 +114,7 @@ def human_size(size: int) -> str:
 
 def run_pull(args: argparse.Namespace) -> int:
     models = _settings_models(args)
-    plan = pull_plan(models, variant=args.variant, roles=args.role)
+    plan = pull_plan(models, roles=args.role)
     failures = _local_folder_problems(models, args.role)
     for problem in failures:
         print(f"  failed: {problem}", file=sys.stderr)

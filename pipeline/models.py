@@ -221,9 +221,6 @@ ROLE_KINDS: dict[str, ModelKind] = {
 }
 ROLES: tuple[str, ...] = tuple(ROLE_KINDS)
 
-WeightVariant = str  # "fp32" (the plain files) or "fp16" (diffusers' *.fp16.* files)
-VARIANTS: tuple[WeightVariant, ...] = ("fp32", "fp16")
-
 # Licences of the ids Strata ships as defaults or documents as alternatives (lower-case ids).
 KNOWN_LICENCES: dict[str, str] = {
     "depth-anything/depth-anything-v2-small-hf": "Apache-2.0",
@@ -246,19 +243,24 @@ _SD_COMPONENT_WEIGHTS = {
 }
 
 
-def _weights(stem: str, variant: WeightVariant) -> str:
-    return f"{stem}.fp16.safetensors" if variant == "fp16" else f"{stem}.safetensors"
+def _weights(stem: str) -> str:
+    """The full-precision safetensors file, the one the loaders read on every device.
+
+    Never diffusers' ``*.fp16.*`` variant: loading those needs ``variant="fp16"`` at every
+    ``from_pretrained``, and on a CPU (bfloat16 or fp32) they give weights already rounded
+    to half precision. fp16 on a GPU is a cast at load time, so one set serves all devices.
+    """
+    return f"{stem}.safetensors"
 
 
-def allow_patterns(kind: ModelKind, *, variant: WeightVariant = "fp32") -> list[str]:
+def allow_patterns(kind: ModelKind) -> list[str]:
     """The files `strata models pull` fetches for a model of this kind (fnmatch patterns).
 
-    Only safetensors weights of the chosen variant, configs, tokenizer files and the model
-    card; never the single-file ``.ckpt``/``.safetensors`` checkpoints at a repo's root, the
-    ``.bin`` duplicates, EMA/non-EMA extras or the SD safety checker's 1.2 GB weights.
+    Only full-precision safetensors weights, configs, tokenizer files and the model card;
+    never the single-file ``.ckpt``/``.safetensors`` checkpoints at a repo's root, the
+    ``.bin`` duplicates, the fp16 variants, EMA/non-EMA extras or the SD safety checker's
+    1.2 GB weights.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant = {variant!r} is invalid: allowed {', '.join(VARIANTS)}.")
     card = ["README.md"]
     if kind is ModelKind.DEPTH:
         return [
@@ -270,12 +272,10 @@ def allow_patterns(kind: ModelKind, *, variant: WeightVariant = "fp32") -> list[
             *card,
         ]
     if kind is ModelKind.DIFFUSERS_MODEL:
-        return ["config.json", _weights("diffusion_pytorch_model", variant), *card]
+        return ["config.json", _weights("diffusion_pytorch_model"), *card]
     if kind is ModelKind.LORA:
         return ["pytorch_lora_weights.safetensors", *card]
-    components = [
-        f"{name}/{_weights(stem, variant)}" for name, stem in _SD_COMPONENT_WEIGHTS.items()
-    ]
+    components = [f"{name}/{_weights(stem)}" for name, stem in _SD_COMPONENT_WEIGHTS.items()]
     return [
         "model_index.json",
         "scheduler/scheduler_config.json",
@@ -288,11 +288,8 @@ def allow_patterns(kind: ModelKind, *, variant: WeightVariant = "fp32") -> list[
 
 
 def required_files(kind: ModelKind) -> list[tuple[str, ...]]:
-    """Files that must be present for a model to count as cached; each entry lists alternatives."""
-
-    def either(stem: str) -> tuple[str, ...]:
-        return tuple(_weights(stem, v) for v in VARIANTS)
-
+    """Files that must be present for a model to count as cached (as loadable by Strata's
+    loaders: fp16 variants alone are not); each entry lists alternatives."""
     if kind is ModelKind.DEPTH:
         return [
             ("config.json",),
@@ -300,7 +297,7 @@ def required_files(kind: ModelKind) -> list[tuple[str, ...]]:
             ("model.safetensors", "model.safetensors.index.json"),
         ]
     if kind is ModelKind.DIFFUSERS_MODEL:
-        return [("config.json",), either("diffusion_pytorch_model")]
+        return [("config.json",), (_weights("diffusion_pytorch_model"),)]
     if kind is ModelKind.LORA:
         return [("pytorch_lora_weights.safetensors",)]
     files: list[tuple[str, ...]] = [
@@ -309,7 +306,7 @@ def required_files(kind: ModelKind) -> list[tuple[str, ...]]:
         ("tokenizer/tokenizer_config.json",),
     ]
     for name, stem in _SD_COMPONENT_WEIGHTS.items():
-        files += [(f"{name}/config.json",), tuple(f"{name}/{w}" for w in either(stem))]
+        files += [(f"{name}/config.json",), (f"{name}/{_weights(stem)}",)]
     return files
 
 
@@ -458,14 +455,13 @@ def describe_model(
     model_id: str | None,
     *,
     cache_dir: Path | None = None,
-    variant: WeightVariant = "fp32",
     hub_sizes: dict[str, int] | None = None,
 ) -> ModelEntry:
     """Where ``model_id`` (configured for ``role``) stands on this machine. Never networks."""
     if role not in ROLE_KINDS:
         raise ValueError(f"role = {role!r} is invalid: allowed {', '.join(ROLES)}.")
     kind = ROLE_KINDS[role]
-    patterns = tuple(allow_patterns(kind, variant=variant))
+    patterns = tuple(allow_patterns(kind))
     if model_id is None:
         return ModelEntry(role, None, kind, "unset", False, (), 0, "-", None, None, patterns)
     cache_dir = cache_dir if cache_dir is not None else hf_cache_dir()
@@ -506,7 +502,6 @@ def model_registry(
     models: ModelSettings,
     *,
     cache_dir: Path | None = None,
-    variant: WeightVariant = "fp32",
     roles: Iterable[str] | None = None,
 ) -> list[ModelEntry]:
     """Every configured role (or only ``roles``) with its cache status, size and licence."""
@@ -517,7 +512,7 @@ def model_registry(
     cache_dir = cache_dir if cache_dir is not None else hf_cache_dir()
     sizes = _hub_repo_sizes(cache_dir)
     return [
-        describe_model(role, model_id, cache_dir=cache_dir, variant=variant, hub_sizes=sizes)
+        describe_model(role, model_id, cache_dir=cache_dir, hub_sizes=sizes)
         for role, model_id in configured_models(models)
         if role in wanted
     ]
@@ -535,7 +530,6 @@ class PullItem:
 def pull_plan(
     models: ModelSettings,
     *,
-    variant: WeightVariant = "fp32",
     roles: Iterable[str] | None = None,
 ) -> list[PullItem]:
     """What `strata models pull` downloads: hub ids only (folders and unset roles skipped),
@@ -550,7 +544,7 @@ def pull_plan(
             continue
         item_roles, patterns = merged.setdefault(model_id, ([], []))
         item_roles.append(role)
-        for pattern in allow_patterns(ROLE_KINDS[role], variant=variant):
+        for pattern in allow_patterns(ROLE_KINDS[role]):
             if pattern not in patterns:
                 patterns.append(pattern)
     return [PullItem(mid, tuple(r), tuple(p)) for mid, (r, p) in merged.items()]

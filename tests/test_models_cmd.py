@@ -200,9 +200,7 @@ def test_list_with_a_model_in_the_hub_cache(
     taesd = by_role["taesd"]
     assert taesd["cached"] is False
     assert taesd["status"] == "partial"
-    assert taesd["missing"] == [
-        "diffusion_pytorch_model.safetensors or diffusion_pytorch_model.fp16.safetensors"
-    ]
+    assert taesd["missing"] == ["diffusion_pytorch_model.safetensors"]
 
     assert strata(["models", "list"], monkeypatch) == 0
     table = capsys.readouterr().out
@@ -241,7 +239,8 @@ def test_list_with_a_local_folder_and_an_unknown_hub_model(
     assert depth["revision"] == "local"
     assert depth["licence"] == "unknown (see the model card)"
     taesd = by_role["taesd"]
-    assert taesd["cached"] is True  # fp16 weights count too
+    assert taesd["cached"] is False  # fp16 weights alone do not load: not cached
+    assert taesd["missing"] == ["diffusion_pytorch_model.safetensors"]
     assert taesd["licence"] == "cc-by-nc-4.0"  # from the cached model card
     assert taesd["non_commercial"] is True
     inpaint = by_role["inpaint"]
@@ -282,18 +281,12 @@ def selected(patterns: list[str] | tuple[str, ...], files: list[str]) -> set[str
 
 def test_sd15_pull_takes_only_the_needed_weights() -> None:
     fp32 = selected(allow_patterns(ModelKind.DIFFUSERS_PIPELINE), SD15_REPO_FILES)
-    fp16 = selected(allow_patterns(ModelKind.DIFFUSERS_PIPELINE, variant="fp16"), SD15_REPO_FILES)
 
     assert fp32 == SD15_SHARED | {
         "unet/diffusion_pytorch_model.safetensors",
         "vae/diffusion_pytorch_model.safetensors",
         "text_encoder/model.safetensors",
-    }
-    assert fp16 == SD15_SHARED | {
-        "unet/diffusion_pytorch_model.fp16.safetensors",
-        "vae/diffusion_pytorch_model.fp16.safetensors",
-        "text_encoder/model.fp16.safetensors",
-    }
+    }  # never the fp16 variants: the loaders would not read them
 
 
 @pytest.mark.parametrize(
@@ -351,11 +344,6 @@ def test_each_kind_takes_only_the_needed_files(
     assert selected(allow_patterns(kind), files) == expected
 
 
-def test_allow_patterns_reject_an_unknown_variant() -> None:
-    with pytest.raises(ValueError, match=r"variant = 'bf16' is invalid: allowed fp32, fp16"):
-        allow_patterns(ModelKind.LORA, variant="bf16")
-
-
 def test_pull_plan_per_role(tiny_depth: Path) -> None:
     plan = pull_plan(ModelSettings())
 
@@ -379,12 +367,12 @@ def test_pull_plan_per_role(tiny_depth: Path) -> None:
     shared = ModelSettings(
         depth=str(tiny_depth), inpaint="stable-diffusion-v1-5/stable-diffusion-v1-5"
     )
-    plan = pull_plan(shared, roles=["depth", "img2img", "inpaint"], variant="fp16")
+    plan = pull_plan(shared, roles=["depth", "img2img", "inpaint"])
     assert plan == [
         PullItem(
             "stable-diffusion-v1-5/stable-diffusion-v1-5",
             ("img2img", "inpaint"),
-            tuple(allow_patterns(ModelKind.DIFFUSERS_PIPELINE, variant="fp16")),
+            tuple(allow_patterns(ModelKind.DIFFUSERS_PIPELINE)),
         )
     ]  # the local depth folder is skipped; one download serves both roles
 
@@ -421,7 +409,7 @@ def test_pull_downloads_each_configured_repo_once(
     assert f"depth: local folder {tiny_depth}, nothing to download." in out
 
 
-def test_pull_one_role_with_fp16(
+def test_pull_one_role_takes_the_weights_the_loaders_read(
     hf_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls: list[PullItem] = []
@@ -429,12 +417,22 @@ def test_pull_one_role_with_fp16(
         cmd_models, "download", lambda item, cache_dir: calls.append(item) or "done"
     )
 
-    code = strata(["models", "pull", "--role", "img2img", "--variant", "fp16"], monkeypatch)
+    code = strata(["models", "pull", "--role", "img2img"], monkeypatch)
 
     assert code == 0
     assert len(calls) == 1
-    assert "unet/diffusion_pytorch_model.fp16.safetensors" in calls[0].allow_patterns
-    assert "unet/diffusion_pytorch_model.safetensors" not in calls[0].allow_patterns
+    assert "unet/diffusion_pytorch_model.safetensors" in calls[0].allow_patterns
+    assert not [p for p in calls[0].allow_patterns if "fp16" in p]
+
+
+def test_pull_offers_no_fp16_variant(
+    hf_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fp16-only weights would not load (no loader asks for variant='fp16'): no such flag."""
+    with pytest.raises(SystemExit) as caught:
+        strata(["models", "pull", "--variant", "fp16"], monkeypatch)
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --variant" in capsys.readouterr().err
 
 
 def test_pull_failure_is_one_clear_message_and_exit_1(
