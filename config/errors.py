@@ -64,3 +64,10 @@ class JobCancelledError(StrataError):
 
     stage = "cancelled"
     default_hint = "Move the photo back into an inbox folder to process it again."
+
+
+class InstallError(StrataError):
+    """The Python environment lacks, or has a broken copy of, a library Strata needs."""
+
+    stage = "install"
+    default_hint = "Reinstall Strata's dependencies: pip install -c constraints.txt -e ."

@@ -34,6 +34,7 @@ from daemon.preflight import StateLock, check_folders
 from daemon.queue import JobQueue, open_queue, reconcile
 from daemon.watcher import InboxWatcher
 from daemon.worker import DEFAULT_RUNNER, JobRunner, PipelineWorker
+from pipeline.opencv import check_opencv
 
 TICK_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
@@ -95,6 +96,8 @@ class Daemon:
 
     def start(self) -> None:
         value = self.settings.value
+        if self.role.works:
+            check_opencv()  # before anything is touched: a broken OpenCV names its fix
         check_folders(value)
         value.outbox.mkdir(parents=True, exist_ok=True)
         for role in (Role.WATCHER, Role.WORKER):

@@ -71,6 +71,7 @@ from pipeline.models import (
     model_revision,
     resolve_device,
 )
+from pipeline.opencv import check_opencv
 from pipeline.styles import StylePrompt, build_prompt
 
 T = TypeVar("T")
@@ -521,6 +522,7 @@ def stylize(
     manifest: models (role → id, revision), prompts, steps, device, dtype, timings, …
     """
     check_inputs(rgb, nearness, settings)
+    check_opencv()  # the detail pass needs cv2.ximgproc: a clash gets its fix, not a traceback
     start = time.perf_counter()
     clock = _Clock()
     device = device or resolve_device(models.device)
