@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -76,6 +77,16 @@ def free_name(root: Path, stem: str, *, owned: Path | None = None) -> Path:
     return candidate
 
 
+def free_file(folder: Path, name: str) -> Path:
+    """``folder/name``, else ``stem-2.ext``, ``stem-3.ext``…: a name nothing has yet."""
+    candidate, number = folder / name, 1
+    stem, suffix = Path(name).stem, Path(name).suffix
+    while candidate.exists():
+        number += 1
+        candidate = folder / f"{stem}-{number}{suffix}"
+    return candidate
+
+
 def move(source: Path, target: Path) -> None:
     """Rename (or copy+delete across file systems), retrying transient errors."""
     with_backoff(lambda: shutil.move(str(source), str(target)))
@@ -95,7 +106,7 @@ def move_to_failed(
     (temp / ERROR_FILE).write_text(report.as_yaml(), encoding="utf-8")
     for path in [image, *extras]:
         if path.is_file():
-            move(path, temp / path.name)
+            move(path, free_file(temp, path.name))  # a sidecar named error.yaml stays whole
     final = free_name(failed_root, image.stem)
     with_backoff(lambda: temp.rename(final))
     return final
@@ -113,10 +124,11 @@ def clear_inbox_after_success(image: Path, extras: Iterable[Path], job_folder: P
         if not path.is_file():
             continue
         target = job_folder / path.name
-        if target.exists():
-            path.unlink()
+        if target.is_file() and filecmp.cmp(path, target, shallow=False):
+            path.unlink()  # already there (a depth map the job copied, or a recovered job)
         else:
-            move(path, target)
+            # a sidecar named like an output (settings.yaml) keeps its bytes beside it
+            move(path, free_file(job_folder, path.name))
 
 
 def prune_batch_folder(folder: Path, inbox_root: Path) -> None:
