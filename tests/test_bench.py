@@ -147,14 +147,19 @@ def test_every_method_gives_a_valid_stack_that_scores(
     small_scene: Any, method: str, depth: str
 ) -> None:
     image = quality.scene_image(small_scene)
-    layers = quality.METHODS[method](image, quality.depth_for(small_scene, depth, seed=0), 3)
+    made = quality.METHODS[method](image, quality.depth_for(small_scene, depth, seed=0), 3)
+    layers = made.layers
+    assert len(made.parallax) == len(layers)
+    assert made.parallax[0] == 0.0
+    assert made.parallax[-1] == 1.0
     check_stack(layers, small_scene.nearness.shape, 3)
-    scores = score(layers, small_scene)
+    scores = score(layers, small_scene, parallax=made.parallax, count=3)
     assert len(scores.ious) == 3
     assert all(0.0 <= v <= 1.0 for v in scores.ious)
     assert scores.background_opaque
     assert scores.psnr > 25.0
-    assert 0.0 <= scores.fill_error < 0.5
+    assert 0.0 <= scores.reveal.fill_error < 0.5
+    assert scores.reveal.fill_pixels > 0
     if method == "strata" and depth == "exact":
         assert scores.min_iou >= 0.97
 
@@ -162,8 +167,10 @@ def test_every_method_gives_a_valid_stack_that_scores(
 def test_hard_masks_recompose_exactly_and_feathering_does_not(small_scene: Any) -> None:
     image = quality.scene_image(small_scene)
     depth = quality.depth_for(small_scene, "exact", seed=0)
-    hard = score(quality.quantile_telea(image, depth, 3), small_scene)
-    soft = score(quality.bins_feather(image, depth, 3), small_scene)
+    hard_stack = quality.quantile_telea(image, depth, 3)
+    soft_stack = quality.bins_feather(image, depth, 3)
+    hard = score(hard_stack.layers, small_scene, parallax=hard_stack.parallax)
+    soft = score(soft_stack.layers, small_scene, parallax=soft_stack.parallax)
     assert hard.psnr == 99.0
     assert soft.psnr < 45.0
 
@@ -179,14 +186,62 @@ def test_quantile_labels_split_pixels_evenly_and_bins_split_the_range() -> None:
 
 
 def test_summary_groups_rows_by_method_and_depth() -> None:
-    rows = quality.scene_scores(2, 0, methods={"bins+feather": quality.bins_feather})
+    case = quality.Case("blobs", 0, (0, 1))  # 3 surfaces, run with 3 and 4 layers
+    rows = quality.run_case(case, methods={"bins+feather": quality.bins_feather})
+    assert [(r["depth"], r["count"], r["true_count"]) for r in rows] == [
+        ("exact", 3, True),
+        ("exact", 4, False),
+        ("model-like", 3, True),
+        ("model-like", 4, False),
+    ]
     summary = quality.summarise(rows)
     assert [(s["method"], s["depth"]) for s in summary] == [
         ("bins+feather", "exact"),
-        ("bins+feather", "low-res"),
+        ("bins+feather", "model-like"),
     ]
-    assert summary[0]["min_iou"] == rows[0]["min_iou"]
-    assert "min IoU" in quality.table({"summary": summary})
+    assert summary[0]["min_iou"] == rows[0]["min_iou"]  # the true count's only
+    assert summary[0]["min_iou_other_counts"] == rows[1]["min_iou"]
+    pixels = rows[0]["fill_pixels"] + rows[1]["fill_pixels"]
+    weighted = (
+        rows[0]["fill_error"] * rows[0]["fill_pixels"]
+        + rows[1]["fill_error"] * rows[1]["fill_pixels"]
+    ) / pixels
+    assert summary[0]["fill_error"] == pytest.approx(weighted, abs=1e-3)
+    families = quality.summarise(rows, by_family=True)
+    assert {s["family"] for s in families} == {"blobs"}
+    lines = quality.targets(summary)
+    assert all(line["met"] is None for line in lines if "strata" in line["target"])
+    text = quality.table({"summary": summary, "families": families, "targets": lines})
+    assert "min IoU" in text
+    assert "not measured" in text
+
+
+def test_targets_compare_strata_with_telea_on_ratios() -> None:
+    def line(method: str, depth: str, iou: float, ghost: float, fill: float) -> dict[str, Any]:
+        return {
+            "method": method,
+            "depth": depth,
+            "min_iou": iou,
+            "ghost_error": ghost,
+            "fill_error": fill,
+            "background_opaque": True,
+            "min_psnr_db": 50.0,
+        }
+
+    summary = [
+        line("strata", "exact", 0.99, 4.0, 9.0),
+        line("strata+telea", "exact", 0.99, 5.0, 10.0),
+        line("strata", "model-like", 0.85, 8.0, 10.0),
+        line("strata+telea", "model-like", 0.85, 5.0, 10.0),
+    ]
+    met = {t["target"]: t["met"] for t in quality.targets(summary)}
+    assert met["min per-layer IoU ≥ 0.98 (exact, true count)"] is True
+    assert met["min per-layer IoU ≥ 0.9 (model-like, true count)"] is False
+    assert met["reveal ghost/halo error ≤ 0.8 × strata+telea's (exact)"] is True
+    assert met["reveal fill error ≤ 0.9 × strata+telea's (exact)"] is True
+    assert met["reveal ghost/halo error ≤ 0.8 × strata+telea's (model-like)"] is False
+    assert met["reveal fill error ≤ 0.9 × strata+telea's (model-like)"] is False
+    assert met["recomposition ≥ 45.0 dB (strata, every run)"] is True
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -198,18 +253,22 @@ def fake_results() -> dict[str, Any]:
             "method": m,
             "depth": d,
             "scenes": 2,
+            "runs": 3,
             "min_iou": iou,
             "mean_iou": iou,
+            "min_iou_other_counts": iou,
+            "min_part_iou": None,
             "min_psnr_db": 50.0,
             "mean_psnr_db": 50.0,
             "background_opaque": True,
+            "ghost_error": err,
             "fill_error": err,
-            "halo_error": err,
+            "view_error": err,
             "parallax_holes": 0,
             "seconds_median": 0.1,
         }
-        for m, iou, err in (("strata", 0.99, 0.03), ("quantile+telea", 0.5, 0.05))
-        for d in ("exact", "low-res")
+        for m, iou, err in (("strata", 0.99, 3.0), ("strata+telea", 0.99, 5.0))
+        for d in ("exact", "model-like")
     ]
     case = {
         "case": "12MP default",
@@ -247,8 +306,11 @@ def fake_results() -> dict[str, Any]:
                 "error": None,
                 "result": {
                     "summary": quality_summary,
-                    "scenes": [[2, 0], [3, 0]],
+                    "families": [{"family": "floor", **s} for s in quality_summary],
+                    "targets": quality.targets(quality_summary),
+                    "scenes": ["blobs/0", "floor/0"],
                     "size": [384, 288],
+                    "depths": ["exact", "model-like"],
                     "methods": {"strata": "ours"},
                 },
             },
@@ -267,8 +329,9 @@ def test_targets_compare_measured_figures_with_the_issues() -> None:
     found = {target: met for _suite, target, _measured, met in targets(fake_results())}
     assert found["12 MP, default max_side: job ≤ 3 s"] is True
     assert found["12 MP, full max_side: job ≤ 8 s, peak RSS ≤ 3 GB"] is None
-    assert found["min per-layer IoU ≥ 0.98 (exact depth)"] is True
-    assert found["fill error below Telea (low-res depth)"] is True
+    assert found["min per-layer IoU ≥ 0.98 (exact, true count)"] is True
+    assert found["reveal ghost/halo error ≤ 0.8 × strata+telea's (model-like)"] is True
+    assert found["reveal fill error ≤ 0.9 × strata+telea's (model-like)"] is True
 
 
 def test_report_writes_the_page_and_charts(tmp_path: Path) -> None:
@@ -280,6 +343,7 @@ def test_report_writes_the_page_and_charts(tmp_path: Path) -> None:
     assert "## Targets vs measured" in page
     assert "![" in page
     assert "images/bench-quality.png" in page
+    assert "Per family:" in page
     assert "**Failed:** `RuntimeError: boom`" in page
     assert "python -m bench --report latest.json" in page
     for image in ("bench-layers.png", "bench-quality.png"):

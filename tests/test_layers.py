@@ -1,22 +1,26 @@
-"""Layer quality against synthetic scenes with known depth, ownership and hidden background.
+"""Layer quality against synthetic ``blobs`` scenes with known depth, ownership and hidden
+surfaces (the harder families and the issue's target figures are in
+``tests/test_quality_targets.py``; that every metric can fail is shown in
+``tests/test_quality_metrics.py``).
 
-Each scene is layered twice: from its exact full-resolution depth, and from blurred,
-noisy, quarter-resolution depth like a monocular model gives.
+Each scene is layered from its exact full-resolution depth, and from model-like depth
+(edges bled and displaced by several pixels, quarter resolution, blur, noise).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from bench.metrics import Scores, background_errors, quantised, score
-from bench.quality import strata, strata_layers
-from bench.scenes import Scene, degrade_depth, make_scene
-from config.model import DepthMapKind
-from pipeline.depth import DepthEstimate, nearness_from_raw
+from bench.metrics import Scores, quantised, score
+from bench.quality import Made, depth_for, strata, strata_layers, telea_fill
+from bench.scenes import Scene, make_scene
+from pipeline.depth import DepthEstimate
 from pipeline.fill import fill_hidden
 from pipeline.io import pack_8bit
 from pipeline.layers import (
@@ -39,30 +43,11 @@ def scene_image(scene: Scene) -> np.ndarray:
 
 
 def depth_estimate(scene: Scene, *, low_resolution: bool, seed: int) -> DepthEstimate:
-    raw = degrade_depth(scene.nearness, seed=seed) if low_resolution else scene.nearness
-    return DepthEstimate(
-        nearness=nearness_from_raw(raw, kind=DepthMapKind.DISPARITY, canvas_size=scene.size),
-        native_size=(raw.shape[1], raw.shape[0]),
-        source="file",
-        model=None,
-    )
+    return depth_for(scene, "model-like" if low_resolution else "exact", seed=seed)
 
 
-def telea(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-    """OpenCV's Telea inpainting, the baseline the built-in fill must beat."""
-    painted = (
-        cv2.inpaint(
-            np.round(image * 255).astype(np.uint8), (~known).astype(np.uint8), 5, cv2.INPAINT_TELEA
-        ).astype(np.float32)
-        / 255.0
-    )
-    target = ~known if region is None else region & ~known
-    result = image.copy()
-    result[target] = painted[target]
-    return result
-
-
-def layered(scene: Scene, depth: DepthEstimate, *, fill: FillFunction | None = None) -> list[Layer]:
+def stacked(scene: Scene, depth: DepthEstimate, *, fill: FillFunction | None = None) -> Made:
+    """Strata's stack of ``scene`` for its true surface count."""
     image = scene_image(scene)
     count = len(scene.surfaces)
     if fill is None:
@@ -70,42 +55,88 @@ def layered(scene: Scene, depth: DepthEstimate, *, fill: FillFunction | None = N
     return strata_layers(image, depth, count, fill=fill)
 
 
-def scores_for(surfaces: int, seed: int, *, low_resolution: bool) -> Scores:
-    scene = make_scene(num_surfaces=surfaces, seed=seed)
-    return score(
-        layered(scene, depth_estimate(scene, low_resolution=low_resolution, seed=seed)), scene
-    )
+def layered(scene: Scene, depth: DepthEstimate, *, fill: FillFunction | None = None) -> list[Layer]:
+    return stacked(scene, depth, fill=fill).layers
+
+
+def scored(made: Made, scene: Scene, **options: Any) -> Scores:
+    return score(made.layers, scene, parallax=made.parallax, **options)
+
+
+def true_labels(scene: Scene) -> np.ndarray:
+    labels: np.ndarray = np.argmax(np.stack(scene.ownership), axis=0) + 1
+    return labels
+
+
+def edge_pixels(labels: np.ndarray) -> int:
+    """Pixels with a differently labelled right or lower neighbour."""
+    edges = np.zeros(labels.shape, dtype=bool)
+    edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edges[1:] |= labels[1:] != labels[:-1]
+    return int(edges.sum())
+
+
+def label_error(labels: np.ndarray, scene: Scene) -> float:
+    """Mislabelled pixels per pixel of true edge: about how far, in pixels, the label
+    map's edges sit from the true ones."""
+    truth = true_labels(scene)
+    return float((labels != truth).sum()) / edge_pixels(truth)
 
 
 @pytest.mark.parametrize(("surfaces", "seed"), CASES)
 def test_exact_depth_layers_match_truth(surfaces: int, seed: int) -> None:
-    scores = scores_for(surfaces, seed, low_resolution=False)
-    assert scores.min_iou >= 0.98, scores.ious
+    """With exact depth the label map is the true ownership but for the anti-aliased
+    edge pixels (the IoU figures are tests/test_quality_targets.py's)."""
+    scene = make_scene(num_surfaces=surfaces, seed=seed)
+    depth = depth_estimate(scene, low_resolution=False, seed=seed)
+    stack = build_stack(scene_image(scene), depth, num_layers=surfaces, fill=fill_hidden_fill)
+    assert label_error(stack.labels, scene) < 0.3
+    scores = score(stack.layers, scene, parallax=stack.parallax, count=surfaces)
     assert scores.psnr >= 45.0
     assert scores.background_opaque
     assert scores.parallax_holes == 0
 
 
 @pytest.mark.parametrize(("surfaces", "seed"), CASES)
-def test_low_resolution_depth_layers_follow_image_edges(surfaces: int, seed: int) -> None:
-    scores = scores_for(surfaces, seed, low_resolution=True)
-    assert scores.min_iou >= 0.90, scores.ious
+def test_model_like_depth_layers_follow_image_edges(surfaces: int, seed: int) -> None:
+    """Model-like depth puts every edge 2–6 px off (bench.scenes.degrade_depth); the
+    label map's edges still sit on the image's: on average less than a pixel off."""
+    scene = make_scene(num_surfaces=surfaces, seed=seed)
+    depth = depth_estimate(scene, low_resolution=True, seed=seed)
+    stack = build_stack(scene_image(scene), depth, num_layers=surfaces, fill=fill_hidden_fill)
+    assert label_error(stack.labels, scene) < 1.0
+    scores = score(stack.layers, scene, parallax=stack.parallax, count=surfaces)
     assert scores.psnr >= 45.0
     assert scores.background_opaque
     assert scores.parallax_holes == 0
 
 
+def fill_hidden_fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    return fill_hidden(image, known, region=region)
+
+
 @pytest.mark.parametrize("surfaces", [2, 3, 4])
-def test_background_fill_and_halo_beat_telea(surfaces: int) -> None:
+def test_reveal_ghost_and_fill_errors_beat_telea_on_the_same_pixels(surfaces: int) -> None:
+    """What the preview's sway uncovers, scored against the true hidden surfaces: the
+    built-in fill beats Telea behind the same labels and alphas."""
     scene = make_scene(num_surfaces=surfaces, seed=3)
     depth = depth_estimate(scene, low_resolution=True, seed=3)
-    ours = background_errors(quantised(layered(scene, depth))[0].rgb, scene)
-    baseline = background_errors(quantised(layered(scene, depth, fill=telea))[0].rgb, scene)
-    assert ours[0] < baseline[0], (ours, baseline)
-    assert ours[1] < baseline[1], (ours, baseline)
+    ours = scored(stacked(scene, depth), scene, count=surfaces)
+    baseline = scored(
+        stacked(scene, depth, fill=telea_fill),
+        scene,
+        count=surfaces,
+        regions=ours.reveal.regions,
+    )
+    assert ours.reveal.fill_pixels > 1000
+    assert ours.reveal.ghost_error < baseline.reveal.ghost_error, (ours.reveal, baseline.reveal)
+    assert ours.reveal.fill_error < baseline.reveal.fill_error, (ours.reveal, baseline.reveal)
 
 
-def test_layers_are_nested_full_canvas_and_recompose() -> None:
+def test_layers_are_full_canvas_nested_within_their_margins_and_recompose() -> None:
+    """Every layer is the canvas's size; wherever a layer reaches behind the next nearer
+    one (within its margin of its own pixels) it is at least as opaque as that one; the
+    8-bit layers recompose the photo."""
     scene = make_scene(num_surfaces=4, seed=5)
     layers = layered(scene, depth_estimate(scene, low_resolution=True, seed=5))
     height, width = scene.nearness.shape
@@ -117,6 +148,12 @@ def test_layers_are_nested_full_canvas_and_recompose() -> None:
         assert layer.alpha.max() <= 1.0
     assert (layers[0].alpha == 1.0).all()
     assert not layers[-1].filled.any(), "the nearest layer hides nothing to fill"
+    for farther, nearer in itertools.pairwise(layers):
+        behind = (farther.alpha > 0) & (nearer.alpha > 0)
+        assert behind.any()
+        assert (farther.alpha[behind] >= nearer.alpha[behind] - 1e-6).all()
+    error = np.abs(recompose(quantised(layers)) - scene_image(scene)).max(axis=2)
+    assert (error > 3 / 255).mean() < 0.003
 
 
 def test_no_halo_of_the_nearer_object_on_the_background() -> None:
