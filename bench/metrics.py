@@ -4,15 +4,17 @@ Every score is taken on the layers as they are written (8-bit colour and alpha,
 :func:`quantised`). A layer's *visible weight* is its alpha times the transparency of
 every nearer layer (the share of each pixel it shows).
 
-- **Surface IoU** (:func:`surface_ious`): one number per group of
-  :meth:`bench.scenes.Scene.groups` for the layer count asked (each surface its own group
-  when the count is at least the surface count; depth-adjacent surfaces merged, at the
-  widest gaps, when it is smaller; the group's truth is the sum of its surfaces' visible
-  shares). Each layer belongs to the group that holds most of its visible weight; a
-  group is scored by the soft IoU (Σ min / Σ max) of its truth against the summed weight
-  of its layers, so a surface split over two layers (more layers than surfaces) is scored
-  as their union. A group that no layer is mostly made of scores 0: a small object
-  merged into the background has no layer of its own.
+- **Surface IoU** (:func:`surface_ious`): one number per group of surfaces a correct
+  stack of the layer count asked makes (:meth:`bench.scenes.Scene.groupings`): each
+  surface its own group when the count is at least the surface count; with fewer layers,
+  whole surfaces merged with depth-adjacent ones, in any grouping whose added parallax
+  error is within 1.5× of the least (of those, the one this stack matches best is
+  scored); a group's truth is the sum of its surfaces' visible shares. Each layer belongs
+  to the group that holds most of its visible weight; a group is scored by the soft IoU
+  (Σ min / Σ max) of its truth against the summed weight of its layers, so a surface
+  split over two layers (more layers than surfaces) is scored as their union. A group
+  that no layer is mostly made of scores 0: a small object merged into the background,
+  or objects sliced off with a floor strip that outweighs them, have no layer of their own.
 - **Part IoU** (:func:`part_ious`): the same, restricted to one thin structure or small
   object (:class:`bench.scenes.Part`) and a 2-px ring around it, without the body it is
   attached to: a stick left in the layer behind its object scores near 0 even when the
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bench.scenes import Scene
+from bench.scenes import Grouping, Scene
 from pipeline.io import to_uint8
 from pipeline.layers import Layer, recompose
 from pipeline.preview import PARALLAX_AMPLITUDE, shift_composite
@@ -162,23 +164,36 @@ def matched_weights(truths: list[np.ndarray], weights: list[np.ndarray]) -> list
     ]
 
 
+def chosen_grouping(weights: list[np.ndarray], scene: Scene, *, count: int) -> Grouping:
+    """Of the groupings a correct stack of ``count`` layers may make, the one these
+    layers match best (highest mean surface IoU; the first of equals)."""
+    options = scene.groupings(count)
+    if len(options) == 1:
+        return options[0]
+    return max(options, key=lambda grouping: float(np.mean(_ious(weights, scene, grouping))))
+
+
+def _ious(weights: list[np.ndarray], scene: Scene, grouping: Grouping) -> list[float]:
+    truths = scene.group_truths(grouping)
+    return [soft_iou(w, t) for w, t in zip(matched_weights(truths, weights), truths, strict=True)]
+
+
 def surface_ious(weights: list[np.ndarray], scene: Scene, *, count: int) -> list[float]:
     """Soft IoU per group of surfaces a correct stack of ``count`` layers makes."""
-    truths = scene.group_truths(count)
-    return [soft_iou(w, t) for w, t in zip(matched_weights(truths, weights), truths, strict=True)]
+    return _ious(weights, scene, chosen_grouping(weights, scene, count=count))
 
 
 def part_ious(weights: list[np.ndarray], scene: Scene, *, count: int) -> list[tuple[str, float]]:
     """Soft IoU of each thin structure or small object, on the part and a
     :data:`PART_RING`-px ring round it (the body it hangs on left out), against the
     layers of its group."""
-    groups = scene.groups(count)
-    truths = scene.group_truths(count)
+    grouping = chosen_grouping(weights, scene, count=count)
+    truths = scene.group_truths(grouping)
     matched = matched_weights(truths, weights)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * PART_RING + 1, 2 * PART_RING + 1))
     scores = []
     for part in scene.parts:
-        group = next(i for i, g in enumerate(groups) if part.surface in g)
+        group = next(i for i, g in enumerate(grouping) if part.surface in g)
         ring = cv2.dilate((part.coverage > 0.02).astype(np.uint8), kernel).astype(bool)
         body = scene.coverage[part.surface] - part.coverage > 0.02
         region = ring & ~body

@@ -457,11 +457,14 @@ def _target(text: str, value: float | None, floor: float) -> dict[str, Any]:
     return {"target": text, "measured": f"{value}", "met": value >= floor}
 
 
-def run(*, smoke: bool = False, repeats: int = 1) -> dict[str, Any]:
-    """Every case (``repeats`` does not apply: the scores are deterministic)."""
+def run(
+    *, smoke: bool = False, repeats: int = 1, methods: dict[str, Method] | None = None
+) -> dict[str, Any]:
+    """Every case with every method, or ``methods`` (``repeats`` does not apply: the
+    scores are deterministic)."""
     del repeats
     cases = SMOKE_CASES if smoke else CASES
-    rows = [row for case in cases for row in run_case(case)]
+    rows = [row for case in cases for row in run_case(case, methods=methods)]
     summary = summarise(rows)
     return {
         "scenes": [f"{c.family}/{c.seed}" for c in cases],

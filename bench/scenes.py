@@ -33,12 +33,13 @@ Families (:data:`FAMILIES`; canvas 384×288 unless asked otherwise):
   step cannot see, depth edges the model blurs.
 
 Depth truth is :attr:`Scene.nearness` (the visible surface's nearness, 1 = nearest);
-:func:`degrade_depth` turns it into what a monocular model gives. :meth:`Scene.groups`
-says which surfaces a correct stack of a given layer count puts together.
+:func:`degrade_depth` turns it into what a monocular model gives. :meth:`Scene.groupings`
+says which surfaces a correct stack of a given layer count may put together.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -53,6 +54,9 @@ MIN_SHOWN = 0.5
 """Other families: every object shows at least this share of its own coverage."""
 MIN_PART_SHOWN = 0.8
 """…and every part at least this share of its own."""
+GROUPING_SLACK = 1.5
+"""A grouping of surfaces into fewer layers is acceptable within this factor of the least
+parallax error (:meth:`Scene.groupings`)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Scene:
     coverage: list[np.ndarray]  # float32 (H, W) each surface's own anti-aliased coverage
     ownership: list[np.ndarray]  # float32 (H, W) visible share of each surface; sums to 1
     nearness: np.ndarray  # float32 (H, W) exact depth of the visible surface, 1 = nearest
-    levels: list[float]  # each surface's level (merge order, see groups)
+    levels: list[float]  # each surface's level: its median nearness (the backdrop's least)
     depths: list[np.ndarray] = field(default_factory=list)  # each surface's full nearness
     parts: tuple[Part, ...] = ()
     family: str = "blobs"
@@ -88,33 +92,56 @@ class Scene:
     def name(self) -> str:
         return f"{self.family}/{self.seed}"
 
-    def groups(self, count: int) -> list[list[int]]:
-        """The surfaces a correct stack of ``count`` layers puts in each layer.
+    def groupings(self, count: int, *, slack: float = GROUPING_SLACK) -> list[Grouping]:
+        """The ways a correct stack of ``count`` layers may group the surfaces, best first.
 
-        With at least as many layers as surfaces, each surface is its own group (extra
-        layers may split a surface; :func:`bench.metrics.surface_ious` takes the union).
-        With fewer, depth-adjacent surfaces merge: surfaces in level order are cut at the
-        ``count - 1`` widest gaps between consecutive levels. A surface's level is its
-        median nearness; the backdrop's is its farthest (it is the background whatever
-        it spans). Every family is drawn so that these gaps are unambiguous."""
+        With at least as many layers as surfaces: one way, each surface its own group
+        (extra layers may split a surface; :func:`bench.metrics.surface_ious` takes the
+        union). With fewer, whole surfaces merge with depth-adjacent ones (contiguous runs
+        in level order), and a grouping is acceptable when the parallax error its merges
+        add (Σ over visible pixels of (nearness − group mean)², the error flat layers
+        show a viewer, less each surface's own spread) is at most ``slack`` × the least
+        any grouping adds: near-ties are all accepted, a merge across a wide gap is not."""
         order = [int(i) for i in np.argsort(self.levels, kind="stable")]
         if count >= len(order):
-            return [[i] for i in order]
-        gaps = np.diff([self.levels[i] for i in order])
-        cut_after = sorted(int(i) for i in np.argsort(-gaps, kind="stable")[: max(count - 1, 0)])
-        groups, start = [], 0
-        for cut in cut_after:
-            groups.append(order[start : cut + 1])
-            start = cut + 1
-        groups.append(order[start:])
-        return groups
+            return [[[i] for i in order]]
+        moments = [_moments(self.ownership[i], self.depths[i]) for i in order]
+        alone = sum(_spread([m]) for m in moments)
+        scored = []
+        for cuts in itertools.combinations(range(1, len(order)), count - 1):
+            bounds = [0, *cuts, len(order)]
+            runs = [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+            error = sum(_spread([moments[i] for i in run]) for run in runs) - alone
+            scored.append((error, [[order[i] for i in run] for run in runs]))
+        scored.sort(key=lambda item: item[0])
+        least = scored[0][0]
+        return [grouping for error, grouping in scored if error <= slack * least + 1e-12]
 
-    def group_truths(self, count: int) -> list[np.ndarray]:
-        """The visible share of each of :meth:`groups`' groups (the merged truth)."""
+    def group_truths(self, grouping: Grouping) -> list[np.ndarray]:
+        """The visible share of each group of ``grouping`` (the merged truth)."""
         return [
-            sum((self.ownership[i] for i in g), np.zeros_like(self.nearness))
-            for g in self.groups(count)
+            sum((self.ownership[i] for i in group), np.zeros_like(self.nearness))
+            for group in grouping
         ]
+
+
+Grouping = list[list[int]]
+"""Surfaces grouped into layers: one list of surface indices per layer, farthest first."""
+
+
+def _moments(weight: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
+    """Σw, Σw·v, Σw·v² of ``values`` weighted by ``weight``."""
+    w = weight.astype(np.float64)
+    v = values.astype(np.float64)
+    return float(w.sum()), float((w * v).sum()), float((w * v * v).sum())
+
+
+def _spread(moments: list[tuple[float, float, float]]) -> float:
+    """Σw·(v − mean)² of the union of weighted sets given by their moments."""
+    total = sum(m[0] for m in moments)
+    first = sum(m[1] for m in moments)
+    second = sum(m[2] for m in moments)
+    return second - first * first / max(total, 1e-12)
 
 
 # --- textures and drawing ---------------------------------------------------------------------

@@ -113,9 +113,21 @@ def test_parts_are_thin_or_small_and_belong_to_their_object() -> None:
 
 def test_close_objects_are_005_apart(close: Scene) -> None:
     assert abs(close.levels[2] - close.levels[1] - 0.05) < 0.01
-    assert close.groups(3) == [[0], [1, 2], [3]]
-    assert close.groups(4) == [[0], [1], [2], [3]]
-    assert close.groups(5) == [[0], [1], [2], [3]]
+    assert close.groupings(3) == [[[0], [1, 2], [3]]]  # the only acceptable merge
+    assert close.groupings(4) == [[[0], [1], [2], [3]]]
+    assert close.groupings(5) == [[[0], [1], [2], [3]]]
+
+
+def test_fewer_layers_accept_near_ties_and_refuse_merges_across_wide_gaps() -> None:
+    """Three small objects at 0.56, 0.76, 0.90 on a medium one at 0.40: any adjacent
+    pair of them may share a layer (each merge costs about as little), but never the
+    background with the medium object, nor the medium object with the nearest."""
+    small = make("small", seed=0)
+    options = small.groupings(4)
+    assert len(options) > 1
+    assert [[0], [1], [2], [3, 4]] in options
+    assert all([0] in grouping for grouping in options)
+    assert all([1, 2, 3] not in grouping for grouping in options)
 
 
 def test_model_like_depth_moves_edges_by_several_pixels() -> None:
