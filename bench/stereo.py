@@ -7,7 +7,11 @@ The scene is the Middlebury 2014 "Motorcycle" pair (Scharstein et al., GCPR 2014
 scikit-image ships it (``skimage.data.stereo_motorcycle``: 741×500, the left and right
 views and the left view's true disparity in pixels, 7–60, ``inf`` where unknown, 7 %).
 
-Protocol, one for every method:
+One run measures every method under two protocols (``PROTOCOLS``), ``equal assembly`` and
+``issue``, each with its own tables and target line. They share everything but four
+choices, each a field of ``BenchProtocol`` that the one code path of its step reads.
+
+Shared by both protocols:
 
 - **Disparity.** Unknown pixels are filled along their row from the farther side: each
   takes the smaller of the nearest known disparities to its left and right (a hole is
@@ -19,56 +23,86 @@ Protocol, one for every method:
   method gets the same ``DepthEstimate``, the same 8-bit left image and the layer count.
 - **Methods** (``METHOD_NOTES``) return ``pipeline.layers.Layer`` objects, farthest first.
   ``strata`` is ``pipeline.stack.build_stack`` with the built-in fill, as
-  ``bench/quality.py``'s ``strata`` (and a job) runs it. The peers cut the nearness at their
-  own thresholds into a hard label map (empty labels dropped, as Strata drops empty layers)
-  and get the layer assembly of ``bench/quality.py``'s ``quantile+telea``: hard 0/1 alpha;
-  the background opaque and Telea-filled (radius 5) behind every nearer layer; each middle
-  layer Telea-filled behind nearer layers within the margin a Strata job fills: the
-  preview's sway (``PARALLAX_AMPLITUDE`` of the width) times one minus the layer's parallax
-  (its mean nearness, background 0 … foreground 1), plus 2 px. Strata has its soft edges and
-  its own fill.
+  ``bench/quality.py``'s ``strata`` (and a job) runs it: soft edges and its own fill, the
+  same layers under both protocols (made once, scored twice). The peers cut the nearness at
+  their own thresholds into a hard label map (empty labels dropped, as Strata drops empty
+  layers); their layers have hard 0/1 alpha and an opaque background, Telea-filled
+  (radius 5) behind every nearer layer. Their middle layers depend on the protocol.
 - **Render.** Each layer moves by one shift: the mean *true* disparity (known pixels only,
   full-resolution pixels) over the pixels it shows in the composite (its alpha times the
   clearness of every nearer layer). The right camera sees a left pixel at ``x - d``, so a
   layer moves left by its shift: colour premultiplied by alpha, bilinear
   (``cv2.warpAffine``), transparent outside the frame; then "over", back to front.
-- **References.** ``one flat plane``: the left image moved by the mean true disparity (a
-  floor). ``per-pixel warp``: the filled disparity forward-warped to the right view
-  (z-buffered, the nearer pixel wins; holes filled from the farther side along the row),
-  and the left image sampled bilinearly at ``x + d_right`` (a ceiling).
-- **Scores.** PSNR (peak 1, RGB) against the real right image on two fixed masks of the
-  right view, ``BORDER`` px inside the frame. *Seen* (the headline): pixels that the
-  forward warp of the left view's known disparities lands on (each splatted to the two
-  pixels around ``x - d``, so a slanted surface leaves no cracks): seen by both cameras,
-  with a known disparity; this excludes the strip at the right edge that the shift pushes
-  out of the left view. *Revealed*: right-view pixels no left pixel lands on, inside the
-  left view's frame: what the right camera sees behind the nearer objects, so only the
-  layers' fill can get it right (ghosts and halos score here).
+- **References** (a floor and a ceiling, no layer count). ``one flat plane``: the left
+  image moved by the mean true disparity. ``per-pixel warp``: the left image moved pixel by
+  pixel with the filled disparity, z-buffered (the nearer pixel wins), holes from the
+  farther side along the row.
+- **Scores.** PSNR (peak 1, RGB) against the real right image. The headline (``psnr_db``)
+  is over the protocol's scored mask; ``revealed_db`` is over the same *revealed* mask in
+  both: right-view pixels no left pixel lands on, inside the left view's frame and
+  ``BORDER`` px inside the frame: what the right camera sees behind the nearer objects, so
+  only the layers' fill can get it right (ghosts and halos score here).
 
-Target (issue 11): Strata at 4 layers ≥ the best peer + 0.5 dB on both depth kinds.
+The four choices:
 
-The figures of issue 11 (an earlier, uncommitted harness: strata 17.41 / 17.18, quantiles
-17.62 / 17.14, k-means 17.85 / 17.41, flat 13.68, per-pixel warp 23.54) come back within
-0.1–0.5 dB when every pixel left of ``width - max disparity`` is scored (revealed pixels and
-unknown disparities included), the peers get a fill under the background only (none in
-middle layers), the flat plane moves by whole pixels and the warp forward-splats colour to
-the nearest pixel: k-means 17.97 / 17.45, quantiles 18.15 / 17.07, flat 13.70, warp 23.07.
-This protocol scores the revealed pixels apart and fills the peers' middle layers as a
-job fills Strata's, which lifts the layered rows by 1–1.5 dB. (A bilinear move by a
-fraction of a pixel also blurs a layer a little: the flat plane at 34.34 px scores 13.82,
-at 34 px 13.70.)
+=====================  ==============================  =====================================
+choice                 ``equal assembly``              ``issue``
+=====================  ==============================  =====================================
+peers' middle layers   Telea-filled behind nearer      hard masks of their own pixels, no
+                       layers within a job's margin    fill (the background alone is filled)
+headline mask          *seen*: pixels seen by both     every pixel left of ``width - ceil(max
+                       cameras with a known            disparity)`` (60 px at full size),
+                       disparity, ``BORDER`` px in     revealed pixels and unknown
+                                                       disparities included, no border
+flat plane             moved bilinearly by the mean    moved by the mean rounded to whole
+                                                       pixels
+per-pixel warp         left image sampled bilinearly   each left pixel's colour forward-
+                       at ``x + d_right`` (the right   splatted to the nearest pixel of
+                       view's disparity, splatted to   ``x - d``
+                       the two pixels around ``x-d``)
+=====================  ==============================  =====================================
+
+The *seen* mask is the pixels that the forward warp of the left view's known disparities
+lands on (each splatted to the two pixels around ``x - d``, so a slanted surface leaves no
+cracks); it excludes the strip at the right edge that the shift pushes out of the left
+view. The margin of a peer's middle layer under ``equal assembly`` is the one a Strata job
+fills: the preview's sway (``PARALLAX_AMPLITUDE`` of the width) times one minus the layer's
+parallax (its mean nearness, background 0 … foreground 1), plus 2 px, as ``bench/quality.py``'s
+``quantile+telea`` builds them.
+
+``issue`` is the protocol issue 11's figures were measured with (an earlier, uncommitted
+harness: strata 17.41 / 17.18, quantiles 17.62 / 17.14, k-means 17.85 / 17.41, flat 13.68,
+per-pixel warp 23.54, full / low-res depth at 4 layers). Here it gives the peers and the
+references back within 0.1–0.5 dB: k-means 17.97 / 17.45, quantiles 18.15 / 17.07, flat
+13.70, warp 23.11 (Strata's own row has moved with the pipeline since).
+
+``equal assembly`` is fairer to the peers. Under ``issue`` Strata's middle layers carry a
+fill behind nearer objects and the peers' do not, so wherever a nearer layer moves off a
+middle one a peer shows the background's fill (a farther surface) where Strata shows the
+middle surface continued; and its headline mask mixes those revealed pixels, and pixels
+whose disparity is unknown, into the score. The difference it measures is then partly fill
+against no fill, not only cuts against cuts (the peers' revealed rows fall by up to 4 dB,
+Strata's do not move). ``equal assembly`` gives every peer the middle-layer fill a job gives
+Strata and scores the revealed pixels apart, which lifts the peers' 4-layer rows by
+1.3–1.8 dB. (A bilinear move by a fraction of a pixel also blurs a layer a little: the flat
+plane at 34.34 px scores 13.82 on the ``issue`` mask, at 34 px 13.70.)
+
+Target (issue 11), under each protocol: Strata at 4 layers ≥ the best peer + 0.5 dB on both
+depth kinds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -90,7 +124,7 @@ TARGET_MARGIN_DB = 0.5
 LOW_RES_FACTOR = 4
 LOW_RES_BLUR = 1.0  # Gaussian σ in pixels of the shrunk map
 TELEA_RADIUS = 5
-BORDER = 2  # pixels at the frame's edge that are never scored
+BORDER = 2  # pixels at the frame's edge that the seen and revealed masks never score
 GAP_BINS = 256
 GAP_MIN_SHARE = 0.0005  # a histogram bin holding less than this share of pixels is empty
 KMEANS_LEVELS = 1024
@@ -98,8 +132,51 @@ PEERS = ("quantiles", "largest gaps", "k-means")
 REFERENCES = ("one flat plane", "per-pixel warp")
 VIEW_METHODS = ("strata", "k-means")  # the ones ``--images`` saves, at TARGET_LAYERS
 
-Method = Callable[[np.ndarray, DepthEstimate, int], list[Layer]]
-"""``method(image, depth, count) -> layers``, farthest first."""
+
+class Method(typing.Protocol):
+    """``method(image, depth, count, middle_fill=...) -> layers``, farthest first.
+    ``middle_fill``: a peer fills its middle layers behind nearer ones (Strata, which
+    always has its own fill, ignores it)."""
+
+    def __call__(
+        self, image: np.ndarray, depth: DepthEstimate, count: int, *, middle_fill: bool = True
+    ) -> list[Layer]: ...
+
+
+@dataclass(frozen=True)
+class BenchProtocol:
+    """How the methods are assembled and scored (see the module's docstring)."""
+
+    name: str
+    peer_middle_fill: bool  # the peers' middle layers Telea-filled within a job's margin
+    mask: Literal["seen", "left of max disparity"]  # the headline's pixels
+    whole_pixel_flat: bool  # the flat plane moves by whole pixels (else bilinearly)
+    warp: Literal["sample", "splat"]  # the per-pixel warp samples at x + d_right or splats
+    summary: str
+
+
+EQUAL_ASSEMBLY = BenchProtocol(
+    name="equal assembly",
+    peer_middle_fill=True,
+    mask="seen",
+    whole_pixel_flat=False,
+    warp="sample",
+    summary="every peer's middle layers Telea-filled within a job's margin, as Strata's are; "
+    "scored on pixels seen by both cameras, revealed pixels apart; bilinear flat plane; "
+    "per-pixel warp samples the left image at x + d_right",
+)
+ISSUE = BenchProtocol(
+    name="issue",
+    peer_middle_fill=False,
+    mask="left of max disparity",
+    whole_pixel_flat=True,
+    warp="splat",
+    summary="as issue 11 measured it: the peers' middle layers hard masks with no fill "
+    "(background filled only); scored on every pixel left of width - max disparity, "
+    "revealed and unknown included; flat plane by whole pixels; per-pixel warp splats "
+    "colour to the nearest pixel",
+)
+PROTOCOLS = (EQUAL_ASSEMBLY, ISSUE)
 
 
 @dataclass(frozen=True)
@@ -114,10 +191,20 @@ class StereoPair:
 
 @dataclass(frozen=True)
 class Masks:
-    """The right-view pixels each score is taken over."""
+    """The right-view pixels each score is taken over, under one protocol."""
 
-    seen: np.ndarray  # bool (H, W): seen by both cameras, known disparity
+    scored: np.ndarray  # bool (H, W): the headline's pixels (the protocol's mask)
     revealed: np.ndarray  # bool (H, W): hidden from the left camera, inside its frame
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One method's layers, their shifts and the right view they render."""
+
+    layers: list[Layer]
+    shifts: list[float]
+    view: np.ndarray
+    seconds: float  # making the layers
 
 
 # --- input -------------------------------------------------------------------------------------
@@ -321,8 +408,12 @@ def labels_from_cuts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
 # --- layers ------------------------------------------------------------------------------------
 
 
-def strata_layers(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
-    """Strata's layers with the built-in fill, as a job (and ``bench/quality.py``) makes them."""
+def strata_layers(
+    image: np.ndarray, depth: DepthEstimate, count: int, *, middle_fill: bool = True
+) -> list[Layer]:
+    """Strata's layers with the built-in fill, as a job (and ``bench/quality.py``) makes them
+    (``middle_fill`` is for the peers: Strata always fills its own layers)."""
+    del middle_fill
     stack = build_stack(
         image, depth, num_layers=count, fill=lambda i, k, r: fill_hidden(i, k, region=r)
     )
@@ -353,17 +444,26 @@ def fill_margins(nearness: np.ndarray, labels: np.ndarray) -> list[int]:
     return [int(np.ceil((1.0 - p) * amplitude)) + 2 for p in parallax]
 
 
-def label_layers(image: np.ndarray, labels: np.ndarray, nearness: np.ndarray) -> list[Layer]:
-    """Hard-mask layers of a label map (1 = farthest) as ``bench/quality.py``'s
-    ``quantile+telea`` builds them: the background opaque and Telea-filled behind everything
-    nearer, each middle layer Telea-filled behind nearer layers within Strata's margin."""
+def label_layers(
+    image: np.ndarray, labels: np.ndarray, nearness: np.ndarray, *, middle_fill: bool = True
+) -> list[Layer]:
+    """Hard-mask layers of a label map (1 = farthest): the background opaque and
+    Telea-filled behind everything nearer; with ``middle_fill`` (``equal assembly``, as
+    ``bench/quality.py``'s ``quantile+telea`` builds them) each middle layer Telea-filled
+    behind nearer layers within Strata's margin, without (``issue``) a hard mask of its own
+    pixels."""
     count = int(labels.max())
     margins = fill_margins(nearness, labels)
     layers = []
     for k in range(1, count + 1):
         own = labels == k
         nearer = labels > k
-        behind = nearer if k == 1 else nearer & _within(own, margins[k - 1])
+        if k == 1:
+            behind = nearer
+        elif middle_fill:
+            behind = nearer & _within(own, margins[k - 1])
+        else:
+            behind = np.zeros_like(own)
         rgb = telea(image, own) if behind.any() else image.copy()
         rgb[~(own | behind)] = 0.0
         alpha = np.ones(own.shape, np.float32) if k == 1 else (own | behind).astype(np.float32)
@@ -381,9 +481,11 @@ def _within(mask: np.ndarray, pixels: int) -> np.ndarray:
 def peer(cuts_of: Callable[[np.ndarray, int], np.ndarray]) -> Method:
     """A peer: its cuts of the nearness, a hard label map, Telea-filled layers."""
 
-    def method(image: np.ndarray, depth: DepthEstimate, count: int) -> list[Layer]:
+    def method(
+        image: np.ndarray, depth: DepthEstimate, count: int, *, middle_fill: bool = True
+    ) -> list[Layer]:
         labels = labels_from_cuts(depth.nearness, cuts_of(depth.nearness, count))
-        return label_layers(image, labels, depth.nearness)
+        return label_layers(image, labels, depth.nearness, middle_fill=middle_fill)
 
     return method
 
@@ -395,18 +497,34 @@ METHODS: dict[str, Method] = {
     "k-means": peer(kmeans_cuts),
 }
 METHOD_NOTES = {
-    "strata": "pipeline.stack.build_stack with the built-in fill (as a job runs it)",
+    "strata": "pipeline.stack.build_stack with the built-in fill (as a job runs it); the "
+    "same layers under both protocols",
     "quantiles": "cuts at equal-count quantiles of the nearness",
     "largest gaps": f"cuts in the widest empty stretches of a {GAP_BINS}-bin nearness "
     f"histogram (bins under {GAP_MIN_SHARE:.2%} of the pixels count as empty; of equal "
     "widths, the sparsest)",
     "k-means": f"exact 1-D k-means of the nearness ({KMEANS_LEVELS} levels, dynamic programming)",
     "peers' layers": "hard label masks; background opaque, Telea r=5 behind all nearer "
-    "layers; middle layers Telea r=5 within Strata's fill margin (as quantile+telea)",
-    "one flat plane": "the left image moved by the mean true disparity",
-    "per-pixel warp": "filled disparity forward-warped (z-buffer, holes from the farther "
-    "side), the left image sampled bilinearly at x + d",
+    "layers; middle layers Telea r=5 within Strata's fill margin (as quantile+telea) under "
+    "equal assembly, hard masks with no fill under issue",
+    "one flat plane": "the left image moved by the mean true disparity (bilinearly under "
+    "equal assembly, by whole pixels under issue)",
+    "per-pixel warp": "the left image moved pixel by pixel with the filled disparity "
+    "(z-buffer, holes from the farther side): sampled bilinearly at x + d_right under equal "
+    "assembly, colour splatted to the nearest pixel under issue",
 }
+
+
+def assemblies(
+    name: str, protocols: Sequence[BenchProtocol]
+) -> list[tuple[bool, list[BenchProtocol]]]:
+    """The protocols grouped by the layers they give method ``name``: a peer's depend on
+    ``peer_middle_fill``, Strata's on nothing (one group, made once)."""
+    groups: dict[bool, list[BenchProtocol]] = {}
+    for protocol in protocols:
+        fill = protocol.peer_middle_fill if name in PEERS else True
+        groups.setdefault(fill, []).append(protocol)
+    return list(groups.items())
 
 
 # --- the right view ----------------------------------------------------------------------------
@@ -454,35 +572,61 @@ def shift_left(image: np.ndarray, shift: float) -> np.ndarray:
     return moved.reshape(image.shape)
 
 
-def flat_plane(pair: StereoPair) -> np.ndarray:
-    """The floor: the whole left image as one plane at the mean true disparity."""
+def shoot(
+    pair: StereoPair, depth: DepthEstimate, name: str, count: int, *, middle_fill: bool
+) -> Shot:
+    """Method ``name``'s layers (timed), each layer's shift and the right view."""
+    started = time.perf_counter()
+    layers = METHODS[name](pair.left, depth, count, middle_fill=middle_fill)
+    seconds = time.perf_counter() - started
+    shifts = layer_shifts(layers, pair.disparity, pair.known)
+    return Shot(layers=layers, shifts=shifts, view=render_view(layers, shifts), seconds=seconds)
+
+
+def flat_plane(pair: StereoPair, *, whole_pixels: bool = False) -> np.ndarray:
+    """The floor: the whole left image as one plane at the mean true disparity (rounded to
+    whole pixels with ``whole_pixels``)."""
     plane = Layer(
         rgb=pair.left,
         alpha=np.ones(pair.known.shape, np.float32),
         filled=np.zeros(pair.known.shape, bool),
     )
-    return render_view([plane], [float(pair.disparity[pair.known].mean())])
+    shift = float(pair.disparity[pair.known].mean())
+    return render_view([plane], [float(round(shift)) if whole_pixels else shift])
 
 
-def forward_disparity(disparity: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """The right view's disparity: each ``sources`` pixel of the left view lands on the two
-    pixels around ``x - d`` (so a slanted surface leaves no cracks), the nearest (largest
-    ``d``) wins; NaN where nothing lands."""
+def forward_splat(
+    disparity: np.ndarray, sources: np.ndarray, values: np.ndarray, *, nearest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``sources`` pixel of the left view carried to the right view at ``x - d``: to
+    the nearest pixel (``nearest``) or to the two pixels around it (so a slanted surface
+    leaves no cracks); where several land, the nearest (largest ``d``) wins. Returns the
+    right view's ``values`` (H, W, C) and disparity, NaN where nothing lands."""
     height, width = disparity.shape
     column = np.arange(width)[None, :] - disparity
     rows = np.arange(height)[:, None]
-    targets, values = [], []
-    for target in (np.floor(column), np.ceil(column)):
+    targets, landed, carried = [], [], []
+    for target in (np.rint(column),) if nearest else (np.floor(column), np.ceil(column)):
         hits = sources & (target >= 0) & (target <= width - 1)
         targets.append((rows * width + target.astype(np.int64))[hits])
-        values.append(disparity[hits])
-    flat, value = np.concatenate(targets), np.concatenate(values)
+        landed.append(disparity[hits])
+        carried.append(values[hits])
+    flat, value = np.concatenate(targets), np.concatenate(landed)
     order = np.lexsort((value, flat))  # by pixel, the nearest last
     last = np.ones(order.size, bool)
     last[:-1] = flat[order][1:] != flat[order][:-1]
-    result = np.full(height * width, np.nan, np.float32)
-    result[flat[order][last]] = value[order][last]
-    return result.reshape(height, width)
+    winners = order[last]
+    out_disparity = np.full(height * width, np.nan, np.float32)
+    out_disparity[flat[winners]] = value[winners]
+    out_values = np.full((height * width, values.shape[-1]), np.nan, np.float32)
+    out_values[flat[winners]] = np.concatenate(carried)[winners]
+    return out_values.reshape(height, width, -1), out_disparity.reshape(height, width)
+
+
+def forward_disparity(disparity: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """The right view's disparity: ``forward_splat`` of the disparity itself to the two
+    pixels around ``x - d``; NaN where nothing lands."""
+    return forward_splat(disparity, sources, disparity[..., None])[1]
 
 
 def right_disparity(pair: StereoPair) -> np.ndarray:
@@ -493,9 +637,19 @@ def right_disparity(pair: StereoPair) -> np.ndarray:
     return result
 
 
-def pixel_warp(pair: StereoPair) -> np.ndarray:
-    """The ceiling: the left image sampled bilinearly at ``x + d_right``."""
+def pixel_warp(pair: StereoPair, *, splat: bool = False) -> np.ndarray:
+    """The ceiling: the left image sampled bilinearly at ``x + d_right``, or (``splat``)
+    each left pixel's colour forward-splatted to the nearest pixel of ``x - d``, holes
+    taking the colour of the farther side along the row."""
     height, width = pair.known.shape
+    if splat:
+        colour, landed = forward_splat(
+            pair.disparity, np.ones_like(pair.known), pair.left, nearest=True
+        )
+        holes = np.isnan(landed)
+        filled, _ = fill_rows_from_far(np.nan_to_num(colour), landed, holes)
+        splatted: np.ndarray = filled.astype(np.float32)
+        return splatted
     map_x = (np.arange(width)[None, :] + right_disparity(pair)).astype(np.float32)
     map_y = np.repeat(np.arange(height, dtype=np.float32)[:, None], width, axis=1)
     sampled: np.ndarray = cv2.remap(
@@ -504,15 +658,62 @@ def pixel_warp(pair: StereoPair) -> np.ndarray:
     return sampled
 
 
-def scored_masks(pair: StereoPair, *, border: int = BORDER) -> Masks:
-    """The *seen* and *revealed* masks of the right view (see the module's docstring)."""
+def reference_views(pair: StereoPair, protocol: BenchProtocol) -> dict[str, np.ndarray]:
+    """The floor and the ceiling as ``protocol`` renders them."""
+    return {
+        "one flat plane": flat_plane(pair, whole_pixels=protocol.whole_pixel_flat),
+        "per-pixel warp": pixel_warp(pair, splat=protocol.warp == "splat"),
+    }
+
+
+def right_edge_cut(pair: StereoPair) -> int:
+    """The right-edge strip the ``issue`` mask leaves out: the largest disparity, rounded
+    up (60 px at full size)."""
+    return math.ceil(float(pair.disparity.max()))
+
+
+def scored_mask(pair: StereoPair, protocol: BenchProtocol, *, border: int = BORDER) -> np.ndarray:
+    """The headline's pixels under ``protocol``: *seen* (both cameras, known disparity,
+    ``border`` px inside the frame) or every pixel left of ``width - right_edge_cut``."""
+    height, width = pair.known.shape
+    if protocol.mask == "left of max disparity":
+        columns = np.arange(width)[None, :] < width - right_edge_cut(pair)
+        left: np.ndarray = np.broadcast_to(columns, (height, width)).copy()
+        return left
+    seen: np.ndarray = ~np.isnan(forward_disparity(pair.disparity, pair.known)) & _inside(
+        pair, border
+    )
+    return seen
+
+
+def revealed_mask(pair: StereoPair, *, border: int = BORDER) -> np.ndarray:
+    """Right-view pixels no left pixel lands on, inside the left view's frame and ``border``
+    px inside the frame (the same under every protocol)."""
+    width = pair.known.shape[1]
+    landed = ~np.isnan(forward_disparity(pair.disparity, np.ones_like(pair.known)))
+    in_left = np.arange(width)[None, :] + right_disparity(pair) <= width - 1
+    revealed: np.ndarray = ~landed & in_left & _inside(pair, border)
+    return revealed
+
+
+def _inside(pair: StereoPair, border: int) -> np.ndarray:
     height, width = pair.known.shape
     inside = np.zeros((height, width), bool)
     inside[border : height - border, border : width - border] = True
-    seen = ~np.isnan(forward_disparity(pair.disparity, pair.known)) & inside
-    landed = ~np.isnan(forward_disparity(pair.disparity, np.ones_like(pair.known)))
-    in_left = np.arange(width)[None, :] + right_disparity(pair) <= width - 1
-    return Masks(seen=seen, revealed=~landed & in_left & inside)
+    return inside
+
+
+def scored_masks(pair: StereoPair, protocol: BenchProtocol = EQUAL_ASSEMBLY) -> Masks:
+    """The headline and revealed masks of the right view under ``protocol``."""
+    return Masks(scored=scored_mask(pair, protocol), revealed=revealed_mask(pair))
+
+
+def mask_label(protocol: BenchProtocol, pair: StereoPair) -> str:
+    """What the headline scores, in words."""
+    if protocol.mask == "seen":
+        return "pixels seen by both cameras"
+    cut = right_edge_cut(pair)
+    return f"every pixel left of width - {cut} px, revealed and unknown included"
 
 
 def psnr(rendered: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
@@ -523,7 +724,7 @@ def psnr(rendered: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
 
 def view_scores(view: np.ndarray, pair: StereoPair, masks: Masks) -> dict[str, float]:
     return {
-        "psnr_db": round(psnr(view, pair.right, masks.seen), 2),
+        "psnr_db": round(psnr(view, pair.right, masks.scored), 2),
         "revealed_db": round(psnr(view, pair.right, masks.revealed), 2),
     }
 
@@ -531,81 +732,92 @@ def view_scores(view: np.ndarray, pair: StereoPair, masks: Masks) -> dict[str, f
 # --- running -----------------------------------------------------------------------------------
 
 
-def run(*, smoke: bool = False, repeats: int = 1, images: Path | None = None) -> dict[str, Any]:
-    """Every method × depth kind × layer count, and the two references (``repeats`` does
-    not apply: the scores are deterministic). ``smoke``: half size, 3 layers only.
-    ``images``: a folder for the visual check (``VIEW_METHODS`` at ``TARGET_LAYERS``)."""
+def run(
+    *,
+    smoke: bool = False,
+    repeats: int = 1,
+    images: Path | None = None,
+    protocols: Sequence[BenchProtocol] = PROTOCOLS,
+) -> dict[str, Any]:
+    """Every method × depth kind × layer count, and the two references, under every
+    protocol (``repeats`` does not apply: the scores are deterministic). A method's layers
+    are made once for all the protocols that assemble them alike (Strata's: once). ``smoke``:
+    half size, 3 layers only. ``images``: a folder for the visual check (``VIEW_METHODS`` at
+    ``TARGET_LAYERS``, a subfolder per protocol)."""
     del repeats
     pair = load_motorcycle(scale=SMOKE_SCALE if smoke else 1.0)
-    masks = scored_masks(pair)
+    revealed = revealed_mask(pair)
+    masks = {p.name: Masks(scored=scored_mask(pair, p), revealed=revealed) for p in protocols}
     counts = SMOKE_COUNTS if smoke else LAYER_COUNTS
-    rows: list[dict[str, Any]] = [
-        {"method": name, "depth": "true", "layers": None, **view_scores(view, pair, masks)}
-        for name, view in (
-            ("one flat plane", flat_plane(pair)),
-            ("per-pixel warp", pixel_warp(pair)),
-        )
-    ]
+    rows: dict[str, list[dict[str, Any]]] = {
+        p.name: [
+            {"method": name, "depth": "true", "layers": None}
+            | view_scores(view, pair, masks[p.name])
+            for name, view in reference_views(pair, p).items()
+        ]
+        for p in protocols
+    }
     for kind in DEPTHS:
         depth = depth_estimate(pair.disparity, kind)
         for count in counts:
             for name in METHODS:
-                folder = images if count == TARGET_LAYERS and name in VIEW_METHODS else None
-                rows.append(
-                    method_row(pair, depth, masks, name, kind=kind, count=count, images=folder)
-                )
+                for middle_fill, group in assemblies(name, protocols):
+                    shot = shoot(pair, depth, name, count, middle_fill=middle_fill)
+                    for protocol in group:
+                        row = method_row(
+                            shot, pair, masks[protocol.name], kind=kind, count=count, name=name
+                        )
+                        rows[protocol.name].append(row)
+                        if images is not None and count == TARGET_LAYERS and name in VIEW_METHODS:
+                            stem = images / slug(protocol.name) / f"{name}-{kind}-{count}"
+                            save_views(stem, pair, shot, masks[protocol.name])
     result: dict[str, Any] = {
         "scene": "Middlebury 2014 Motorcycle (skimage.data.stereo_motorcycle)",
         "size": [pair.left.shape[1], pair.left.shape[0]],
-        "seen_share": round(float(masks.seen.mean()), 4),
-        "revealed_share": round(float(masks.revealed.mean()), 4),
         "layer_counts": list(counts),
         "methods": METHOD_NOTES,
-        "rows": rows,
+        "protocols": {},
     }
-    result["target"] = target(result)
+    for protocol in protocols:
+        part: dict[str, Any] = {
+            "summary": protocol.summary,
+            "scored": mask_label(protocol, pair),
+            "scored_share": round(float(masks[protocol.name].scored.mean()), 4),
+            "revealed_share": round(float(revealed.mean()), 4),
+            "rows": rows[protocol.name],
+        }
+        part["target"] = target(part)
+        result["protocols"][protocol.name] = part
     return result
 
 
 def method_row(
-    pair: StereoPair,
-    depth: DepthEstimate,
-    masks: Masks,
-    name: str,
-    *,
-    kind: str,
-    count: int,
-    images: Path | None = None,
+    shot: Shot, pair: StereoPair, masks: Masks, *, kind: str, count: int, name: str
 ) -> dict[str, Any]:
-    """One method's layers, their right view and its scores (and, given ``images``, PNGs)."""
-    started = time.perf_counter()
-    layers = METHODS[name](pair.left, depth, count)
-    seconds = time.perf_counter() - started
-    shifts = layer_shifts(layers, pair.disparity, pair.known)
-    view = render_view(layers, shifts)
-    if images is not None:
-        save_views(images / f"{name}-{kind}-{count}", pair, layers, view, masks)
+    """One method's row: its right view's scores on ``masks`` and what its layers are."""
     return {
         "method": name,
         "depth": kind,
         "layers": count,
-        "layers_made": len(layers),
-        **view_scores(view, pair, masks),
-        "shifts_px": [round(s, 2) for s in shifts],
-        "coverage": [round(float(w.mean()), 3) for w in shown_weights(layers)],
-        "seconds": round(seconds, 3),
+        "layers_made": len(shot.layers),
+        **view_scores(shot.view, pair, masks),
+        "shifts_px": [round(s, 2) for s in shot.shifts],
+        "coverage": [round(float(w.mean()), 3) for w in shown_weights(shot.layers)],
+        "seconds": round(shot.seconds, 3),
     }
 
 
-def save_views(
-    stem: Path, pair: StereoPair, layers: list[Layer], view: np.ndarray, masks: Masks
-) -> list[Path]:
+def slug(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+def save_views(stem: Path, pair: StereoPair, shot: Shot, masks: Masks) -> list[Path]:
     """PNGs for a person: the rendered right view beside the real one, the error ×4 (dimmed
     where not scored), and each layer over grey."""
-    error = np.clip(4.0 * np.abs(view - pair.right), 0.0, 1.0)
-    error[~(masks.seen | masks.revealed)] *= 0.25
-    panels = {"view": np.hstack([view, pair.right]), "error": error}
-    for index, layer in enumerate(layers):
+    error = np.clip(4.0 * np.abs(shot.view - pair.right), 0.0, 1.0)
+    error[~(masks.scored | masks.revealed)] *= 0.25
+    panels = {"view": np.hstack([shot.view, pair.right]), "error": error}
+    for index, layer in enumerate(shot.layers):
         a = layer.alpha[..., None]
         panels[f"layer{index + 1}"] = a * layer.rgb + (1.0 - a) * 0.5
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -621,10 +833,11 @@ def save_views(
 # --- the target and the tables -----------------------------------------------------------------
 
 
-def target(result: dict[str, Any]) -> dict[str, Any]:
-    """Strata at ``TARGET_LAYERS`` against the best peer per depth kind; ``met`` when ahead
-    by ``TARGET_MARGIN_DB`` on every kind (None when a kind was not measured)."""
-    psnr_of = {(r["method"], r["depth"], r["layers"]): r["psnr_db"] for r in result["rows"]}
+def target(part: dict[str, Any]) -> dict[str, Any]:
+    """Strata at ``TARGET_LAYERS`` against the best peer per depth kind, in one protocol's
+    rows; ``met`` when ahead by ``TARGET_MARGIN_DB`` on every kind (None when a kind was not
+    measured)."""
+    psnr_of = {(r["method"], r["depth"], r["layers"]): r["psnr_db"] for r in part["rows"]}
     kinds = {}
     for kind in DEPTHS:
         ours = psnr_of.get(("strata", kind, TARGET_LAYERS))
@@ -648,9 +861,10 @@ def target(result: dict[str, Any]) -> dict[str, Any]:
     return {"layers": TARGET_LAYERS, "margin_db": TARGET_MARGIN_DB, "depths": kinds, "met": met}
 
 
-def target_line(result: dict[str, Any]) -> str:
-    """One sentence: the target, met or not, and where each depth kind stands."""
-    goal = result["target"]
+def target_line(name: str, part: dict[str, Any]) -> str:
+    """One sentence for protocol ``name``: the target, met or not, and where each depth
+    kind stands."""
+    goal = part["target"]
     parts = [
         f"{kind} {k['strata_db']} vs {k['best_peer']} {k['best_peer_db']} ({k['margin_db']:+.2f})"
         for kind, k in goal["depths"].items()
@@ -658,17 +872,19 @@ def target_line(result: dict[str, Any]) -> str:
     verdict = {True: "met", False: "NOT MET", None: "not measured"}[goal["met"]]
     where = "; ".join(parts) or f"no {goal['layers']}-layer rows"
     return (
-        f"target: strata at {goal['layers']} layers ≥ best peer + {goal['margin_db']} dB on "
-        f"both depths: {verdict} ({where})"
+        f"target ({name}): strata at {goal['layers']} layers ≥ best peer + "
+        f"{goal['margin_db']} dB on both depths: {verdict} ({where})"
     )
 
 
-def grid(result: dict[str, Any], key: str = "psnr_db") -> tuple[list[str], list[list[object]]]:
-    """One row per method and depth kind, one column per layer count; a cell carries the
-    number of layers made in brackets when a method made fewer than asked."""
-    counts = result["layer_counts"]
+def grid(
+    part: dict[str, Any], counts: Sequence[int], key: str = "psnr_db"
+) -> tuple[list[str], list[list[object]]]:
+    """One protocol's rows as a grid: one row per method and depth kind, one column per
+    layer count; a cell carries the number of layers made in brackets when a method made
+    fewer than asked."""
     columns = ["method", "depth", *(f"{n} layers" for n in counts)]
-    found = {(r["method"], r["depth"], r["layers"]): r for r in result["rows"]}
+    found = {(r["method"], r["depth"], r["layers"]): r for r in part["rows"]}
 
     def cell(row: dict[str, Any] | None) -> object:
         if row is None:
@@ -687,49 +903,65 @@ def grid(result: dict[str, Any], key: str = "psnr_db") -> tuple[list[str], list[
 
 
 def table(result: dict[str, Any]) -> str:
-    """Both tables (seen, revealed) and the target line, as plain text."""
-    seen, revealed = grid(result), grid(result, "revealed_db")
-    return (
-        f"PSNR dB, pixels seen by both cameras ({result['seen_share']:.1%} of the frame):\n"
-        f"{render_table(*seen)}\n\n"
-        f"PSNR dB, pixels revealed behind nearer objects ({result['revealed_share']:.1%}):\n"
-        f"{render_table(*revealed)}\n\n{target_line(result)}"
-    )
+    """Every protocol's tables (headline, revealed) and target line, as plain text."""
+    blocks = []
+    for name, part in result["protocols"].items():
+        counts = result["layer_counts"]
+        blocks.append(
+            f"== protocol {name!r}: {part['summary']}\n\n"
+            f"PSNR dB, {part['scored']} ({part['scored_share']:.1%} of the frame):\n"
+            f"{render_table(*grid(part, counts))}\n\n"
+            f"PSNR dB, pixels revealed behind nearer objects ({part['revealed_share']:.1%}):\n"
+            f"{render_table(*grid(part, counts, 'revealed_db'))}\n\n{target_line(name, part)}"
+        )
+    return "\n\n".join(blocks)
 
 
 def section(result: dict[str, Any]) -> str:
-    """The report's section (markdown): what is measured, both tables, the target."""
+    """The report's section (markdown): what is measured, every protocol's tables and
+    target line."""
     notes = "\n".join(f"- `{name}`: {note}" for name, note in result["methods"].items())
-    return (
+    counts = result["layer_counts"]
+    blocks = [
         f"{result['scene']}, {result['size'][0]}×{result['size'][1]}: each method's layers "
         "moved to the right camera (each layer by its mean true disparity) and compared "
-        "with the real right photo; PSNR dB. Reference rows do not depend on the layer "
-        "count; a bracket gives the layers made when fewer than asked.\n\n"
-        f"{notes}\n\n"
-        f"Pixels seen by both cameras ({result['seen_share']:.1%} of the frame):\n\n"
-        f"{markdown_table(*grid(result))}\n\n"
-        f"Pixels revealed behind nearer objects, where only the fill can be right "
-        f"({result['revealed_share']:.1%}):\n\n"
-        f"{markdown_table(*grid(result, 'revealed_db'))}\n\n{target_line(result)}"
-    )
+        "with the real right photo; PSNR dB, under each of two protocols. Reference rows do "
+        "not depend on the layer count; a bracket gives the layers made when fewer than "
+        f"asked.\n\n{notes}"
+    ]
+    for name, part in result["protocols"].items():
+        blocks.append(
+            f"Protocol `{name}`: {part['summary']}.\n\n"
+            f"PSNR dB, {part['scored']} ({part['scored_share']:.1%} of the frame):\n\n"
+            f"{markdown_table(*grid(part, counts))}\n\n"
+            "Pixels revealed behind nearer objects, where only the fill can be right "
+            f"({part['revealed_share']:.1%}):\n\n"
+            f"{markdown_table(*grid(part, counts, 'revealed_db'))}\n\n{target_line(name, part)}"
+        )
+    return "\n\n".join(blocks)
 
 
 def targets(result: dict[str, Any] | None) -> list[tuple[str, str, str, bool | None]]:
-    """Rows for the report's targets table (suite, target, measured, met)."""
+    """Rows for the report's targets table (suite, target, measured, met): one per protocol
+    and depth kind (every protocol of ``PROTOCOLS``, not measured where ``result`` lacks
+    it)."""
     rows: list[tuple[str, str, str, bool | None]] = []
-    for kind in DEPTHS:
-        k = result["target"]["depths"].get(kind) if result else None
-        rows.append(
-            (
-                "stereo",
-                f"strata at {TARGET_LAYERS} layers ≥ best peer + {TARGET_MARGIN_DB} dB "
-                f"(real stereo pair, {kind} depth)",
-                f"{k['strata_db']} vs {k['best_peer']} {k['best_peer_db']} dB"
-                if k
-                else "not measured",
-                k["margin_db"] >= TARGET_MARGIN_DB if k else None,
+    parts = result.get("protocols", {}) if result else {}
+    for protocol in PROTOCOLS:
+        part = parts.get(protocol.name)
+        for kind in DEPTHS:
+            k = part["target"]["depths"].get(kind) if part else None
+            rows.append(
+                (
+                    "stereo",
+                    f"strata at {TARGET_LAYERS} layers ≥ best peer + {TARGET_MARGIN_DB} dB "
+                    f"(real stereo pair, {protocol.name} protocol, {kind} depth)",
+                    f"{k['strata_db']} vs {k['best_peer']} {k['best_peer_db']} dB"
+                    if k
+                    else "not measured",
+                    k["margin_db"] >= TARGET_MARGIN_DB if k else None,
+                )
             )
-        )
     return rows
 
 
@@ -741,7 +973,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="half size, 3 layers only")
     parser.add_argument("--json", action="store_true", help="print every number as JSON")
-    parser.add_argument("--images", type=Path, help="write the 4-layer views here (PNG)")
+    parser.add_argument(
+        "--images", type=Path, help="write the 4-layer views here (PNG, a folder per protocol)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     result = run(smoke=args.smoke, images=args.images)
