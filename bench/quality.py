@@ -538,23 +538,28 @@ PALETTE = np.array(
     [[40, 40, 40], [230, 60, 60], [60, 200, 60], [70, 90, 240], [240, 200, 40], [200, 70, 200]],
     dtype=np.uint8,
 )
+"""Colours of the true surfaces (0 = the backdrop) in the ownership image."""
+LAYER_PALETTE = np.array(
+    [[90, 90, 90], [0, 190, 230], [255, 140, 0], [250, 250, 250], [150, 60, 255]],
+    dtype=np.uint8,
+)
+"""Colours of Strata's layers (1 = background) in its label image."""
 
 
 def look(
     family: str, seed: int, out: Path, *, depth: str = "model-like", count: int | None = None
 ) -> list[Path]:
-    """Write, for a person to look at: the image, the true ownership and Strata's labels
-    (colour-coded, same colours for the matching layer), and Strata's stack composited
-    at +amplitude beside the true shifted render."""
+    """Write, for a person to look at: the image, the true ownership (:data:`PALETTE`),
+    Strata's label map (:data:`LAYER_PALETTE`), and Strata's stack composited at
+    +amplitude beside the true shifted render (each surface moved with the layer that
+    holds most of it)."""
     scene = make(family, seed=seed)
     image = scene_image(scene)
     asked = count or len(scene.surfaces)
-    stack = build_stack(
-        image, depth_for(scene, depth, seed=seed), num_layers=asked, fill=builtin_fill
-    )
+    depth_map = depth_for(scene, depth, seed=seed)
+    stack = build_stack(image, depth_map, num_layers=asked, fill=builtin_fill)
     owner = np.argmax(np.stack(scene.ownership), axis=0)
     weights = visible_weights(stack.layers)
-    layer_colour = _layer_colours(weights, scene)
     shift = PARALLAX_AMPLITUDE * image.shape[1]
     shifted, _ = shift_composite(stack.layers, shift, stack.parallax)
     surface_shifts = [shift * stack.parallax[k] for k in layer_of_surface(weights, scene)]
@@ -564,7 +569,7 @@ def look(
     files = {
         f"{name}-image.png": _u8(image),
         f"{name}-ownership.png": PALETTE[owner % len(PALETTE)],
-        f"{name}-strata-labels.png": layer_colour[stack.labels.astype(np.intp) - 1],
+        f"{name}-strata-labels.png": LAYER_PALETTE[(stack.labels.astype(np.intp) - 1) % 5],
         f"{name}-strata-shifted+amp.png": _u8(shifted),
         f"{name}-true-shifted+amp.png": _u8(truth),
     }
@@ -574,12 +579,6 @@ def look(
         cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
         paths.append(path)
     return paths
-
-
-def _layer_colours(weights: list[np.ndarray], scene: Scene) -> np.ndarray:
-    """Each layer's colour: the colour of the surface it is mostly made of."""
-    overlap = [[float((own * w).sum()) for own in scene.ownership] for w in weights]
-    return np.stack([PALETTE[int(np.argmax(row)) % len(PALETTE)] for row in overlap])
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
