@@ -13,14 +13,14 @@ Families (:data:`FAMILIES`; canvas 384×288 unless asked otherwise):
   (disc, ellipse, polygon) at evenly spaced depths 0.1 … 0.9, strong colour edges, no
   thin parts. ``seed`` picks 3, 4 or 5 surfaces (``3 + seed % 3``);
   :func:`make_scene` makes any count from 2 to 5.
-- ``floor``: a ground plane sloping across the whole frame (nearness a ramp from 0.04 at
-  the top row to 0.86 at the bottom, slightly tilted sideways) with three upright objects
+- ``floor``: a ground plane sloping across the whole frame (nearness a ramp from 0.05 at
+  the top row to 0.85 at the bottom, slightly tilted sideways) with three upright objects
   standing on it: each object's nearness is the floor's at its bottom row, so its bottom
   edge is no depth edge at all. One object carries a stick (1–4 px, by seed) rising from
   its top, another a 1 px wire hanging from its side; both are the object's own surface
   at the object's depth.
 - ``wall``: a wall receding across the frame sideways (nearness 0.05 → 0.5, left or right
-  by seed) with a post carrying a 2 px stick (0.62), a small object (about 1 % of the
+  by seed) with a post carrying a 2 px stick (0.62), a small object (0.5–1 % of the
   canvas, 0.70) and a spoked wheel (0.88): rim 3 px and six 2 px spokes (a part) round
   a hub, the wall showing between the spokes.
 - ``small``: a flat background (0.08), one medium object (0.40) and three small objects
