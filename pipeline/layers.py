@@ -258,6 +258,12 @@ def _unmix_edge(
     trust = np.clip((a[solve] - 0.05) / 0.25, 0.0, 1.0)
     own[solve] = trust * np.clip(solved, 0.0, 1.0) + (1.0 - trust) * own[solve]
     put_pixels(rgb, edge, own)
+    # Where F had to be clipped over the background alone, the rest of the equation goes
+    # to the background's colour C (its divisor 1 - a stays at or above a quarter).
+    residual = solve & (top == 0) & (a[:, 0] <= 0.75)
+    if residual.any():
+        wanted = (colour[residual] - a[residual] * own[residual]) / (1.0 - a[residual])
+        put_pixels(below_rgb[0], edge[residual], np.clip(wanted, 0.0, 1.0))
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
