@@ -108,11 +108,13 @@ import cv2
 import numpy as np
 
 from bench.harness import markdown_table, render_table
+from bench.quality import telea
 from config.model import DepthMapKind
+from pipeline.cuts import layer_parallax
 from pipeline.depth import DepthEstimate, nearness_from_raw
 from pipeline.fill import fill_hidden
 from pipeline.layers import Layer
-from pipeline.preview import PARALLAX_AMPLITUDE
+from pipeline.preview import fill_margins as job_fill_margins
 from pipeline.stack import build_stack
 
 LAYER_COUNTS = (2, 3, 4, 5)
@@ -123,7 +125,6 @@ TARGET_LAYERS = 4
 TARGET_MARGIN_DB = 0.5
 LOW_RES_FACTOR = 4
 LOW_RES_BLUR = 1.0  # Gaussian σ in pixels of the shrunk map
-TELEA_RADIUS = 5
 BORDER = 2  # pixels at the frame's edge that the seen and revealed masks never score
 GAP_BINS = 256
 GAP_MIN_SHARE = 0.0005  # a histogram bin holding less than this share of pixels is empty
@@ -420,28 +421,11 @@ def strata_layers(
     return stack.layers
 
 
-def telea(image: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Every pixel outside ``known`` inpainted by OpenCV's Telea (on 8 bits, as it needs)."""
-    u8 = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-    painted = cv2.inpaint(u8, (~known).astype(np.uint8), TELEA_RADIUS, cv2.INPAINT_TELEA)
-    result = image.copy()
-    result[~known] = painted[~known].astype(np.float32) / 255.0
-    return result
-
-
 def fill_margins(nearness: np.ndarray, labels: np.ndarray) -> list[int]:
     """How far each layer of a label map is filled behind nearer ones, by a Strata job's
-    rule: the preview's sway times one minus the layer's parallax (its mean nearness,
-    background 0 … foreground 1; evenly spaced when the means do not separate), + 2 px."""
-    count = int(labels.max())
-    means = np.bincount(labels.ravel(), weights=nearness.ravel())[1:] / np.maximum(
-        np.bincount(labels.ravel())[1:], 1
-    )
-    means = np.maximum.accumulate(means)
-    spread = float(means[-1] - means[0])
-    parallax = (means - means[0]) / spread if spread > 1e-6 else np.linspace(0.0, 1.0, count)
-    amplitude = PARALLAX_AMPLITUDE * labels.shape[1]
-    return [int(np.ceil((1.0 - p) * amplitude)) + 2 for p in parallax]
+    rule (:func:`pipeline.cuts.layer_parallax`, :func:`pipeline.preview.fill_margins`)."""
+    parallax = layer_parallax(nearness, labels, num_layers=int(labels.max()))
+    return job_fill_margins(parallax, labels.shape[1])
 
 
 def label_layers(
