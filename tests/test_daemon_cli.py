@@ -12,20 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from config.loader import load_settings
 from daemon import cmd_jobs, cmd_manage, cmd_service
 from daemon.ledger import JobFailure, JobStatus, Ledger
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text("inbox: inbox\noutbox: outbox\nstate_dir: state\n")
-    (tmp_path / "inbox" / "photo-realistic").mkdir(parents=True)
-    return path
 
 
 def args(config: Path, **values: object) -> argparse.Namespace:

@@ -34,14 +34,6 @@ OUTPUTS = (
 )
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text("inbox: inbox\noutbox: outbox\nstate_dir: state\n")
-    (tmp_path / "inbox" / "photo-realistic").mkdir(parents=True)
-    return path
-
-
 def settings_of(config: Path) -> Settings:
     return load_settings(config, environ={}).value
 
