@@ -71,3 +71,10 @@ class InstallError(StrataError):
 
     stage = "install"
     default_hint = "Reinstall Strata's dependencies: pip install -c constraints.txt -e ."
+
+
+class QueueUnreachableError(StrataError):
+    """The shared queue and ledger (``queue.backend: redis``) cannot be reached."""
+
+    stage = "queue"
+    default_hint = "Check that redis-server runs and that queue.redis_url points at it."

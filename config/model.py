@@ -103,6 +103,12 @@ class WatchSettings(_Strict):
 class QueueSettings(_Strict):
     backend: QueueBackend = Field(QueueBackend.SQLITE, description="where the queue lives")
     redis_url: StrictStr = Field("redis://localhost:6379/0", description="for backend redis")
+    lease_seconds: StrictFloat = Field(
+        30.0,
+        gt=0.0,
+        description="backend redis: a job whose worker stops renewing its lease for this "
+        "long runs again elsewhere",
+    )
     job_timeout_seconds: StrictFloat = Field(600.0, gt=0.0, description="a longer job is stopped")
     retries: StrictInt = Field(1, ge=0, le=10, description="re-runs of a crashed/timed-out job")
     shutdown_grace_seconds: StrictFloat = Field(

@@ -18,17 +18,21 @@ from config.loader import Resolved, load_settings
 from config.model import Settings
 from daemon import health
 from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
-from daemon.ledger import JobRecord, JobStatus, Ledger
+from daemon.ledger import JobLedger, JobRecord, JobStatus, open_ledger
 
 FOLLOW_POLL_SECONDS = 0.5
 FOLLOW_GONE_SECONDS = 15.0  # > launchd's ThrottleInterval (10 s) and systemd's RestartSec (10 s)
 NO_DAEMON = "no Strata daemon is running"
 SHORT_ID = 8
+COMMAND_PATIENCE_SECONDS = 10.0
+"""How long a command waits for an unreachable Redis (queue.backend: redis)."""
 
 
-def load_context(args: argparse.Namespace) -> tuple[Resolved[Settings], Ledger]:
+def load_context(args: argparse.Namespace) -> tuple[Resolved[Settings], JobLedger]:
     settings = load_settings(Path(args.config) if args.config else None)
-    return settings, Ledger.in_state_dir(settings.value.state_dir)
+    return settings, open_ledger(
+        settings.value.state_dir, settings.value.queue, patience=COMMAND_PATIENCE_SECONDS
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -103,7 +107,7 @@ def _row(record: JobRecord) -> str:
 
 
 def follow(
-    ledger: Ledger,
+    ledger: JobLedger,
     out: TextIO,
     *,
     since: int,

@@ -21,7 +21,7 @@ from config.loader import Resolved, resolve_job_settings
 from config.model import JobSettings, Mode, Settings
 from daemon import lifecycle
 from daemon.fingerprint import depth_map_for, file_sha256, settings_key
-from daemon.ledger import JobFailure, JobInputs, JobRecord, JobStatus, Ledger
+from daemon.ledger import JobFailure, JobInputs, JobLedger, JobRecord, JobStatus
 from daemon.notify import Notifier
 from daemon.worker import Failed, JobRunner, Outcome, Stopped, Succeeded
 from pipeline.job import Job
@@ -46,7 +46,7 @@ class Paths:
     @classmethod
     def of(cls, job: JobRecord, settings: Settings) -> Paths:
         mode = Mode(job.mode)
-        image = Path(job.input_path)
+        image = _image_path(job, settings)
         inbox_root = settings.inbox_for(mode)
         try:
             batch = image.parent.relative_to(inbox_root)
@@ -61,13 +61,21 @@ class Paths:
         )
 
 
+def _image_path(job: JobRecord, settings: Settings) -> Path:
+    """The photo as this machine sees it: ``input_key`` is its path under the inbox, so a
+    worker that mounts the shared inbox elsewhere still finds it (``input_path`` is
+    where the watcher saw it)."""
+    key = Path(job.input_key)
+    return Path(job.input_path) if key.is_absolute() else settings.inbox / key
+
+
 class JobExecutor:
     """The consumer's task body. One job at a time; ``abort`` stops the running one."""
 
     def __init__(
         self,
         settings: Resolved[Settings],
-        ledger: Ledger,
+        ledger: JobLedger,
         worker: JobRunner,
         *,
         requeue: Requeue,
@@ -147,14 +155,23 @@ class JobExecutor:
         )
 
     def _stop_check(self, job_id: str) -> Callable[[], str | None]:
+        """Polled while the job runs: a shutdown, a cancel (from any machine), or a lost
+        lease stops it; the lease is renewed every third of its length."""
         next_check = 0.0
+        renew_every = self.settings.value.queue.lease_seconds / 3
+        next_renew = time.monotonic() + renew_every
 
         def should_stop() -> str | None:
-            nonlocal next_check
+            nonlocal next_check, next_renew
             if self.abort.is_set():
                 return "shutdown"
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                if not self.ledger.renew_lease(job_id):
+                    return "lost"
+            if now >= next_check:
+                next_check = now + CANCEL_CHECK_SECONDS
                 if self.ledger.cancel_is_requested(job_id):
                     return "cancel"
             return None
@@ -182,6 +199,8 @@ class JobExecutor:
             self._end_succeeded(job, paths, outcome, settings, None)
         elif isinstance(outcome, Stopped) and outcome.why == "shutdown":
             self.ledger.requeue(job.id, interrupted=True)  # the job's log line says so
+        elif isinstance(outcome, Stopped) and outcome.why == "lost":
+            logger.warning("job {}: this worker's lease expired; it runs elsewhere", job.id)
         elif isinstance(outcome, Stopped):
             self._end_cancelled(job, paths, settings)
         elif outcome.transient and job.attempts <= self.settings.value.queue.retries:

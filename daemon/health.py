@@ -1,4 +1,9 @@
-"""Is the daemon healthy? Read from the ledger's heartbeats, so any process can ask."""
+"""Is the daemon healthy? Read from the ledger's heartbeats, so any process can ask.
+
+With the Redis ledger every watcher and worker on every machine beats; a role is healthy
+when at least one of its processes is, and ``workers`` lists each with its last
+heartbeat and the job it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.ledger import Heartbeat, Ledger
+from daemon.ledger import Heartbeat, JobLedger
 
 STALE_AFTER_SECONDS = 10.0
 ROLES = ("watcher", "worker")
@@ -23,6 +28,7 @@ class HealthReport:
     processing: int
     counts: dict[str, int]
     beats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -32,11 +38,12 @@ class HealthReport:
             "processing": self.processing,
             "counts": self.counts,
             "daemon": self.beats,
+            "processes": self.processes,
         }
 
 
 def check(
-    ledger: Ledger,
+    ledger: JobLedger,
     *,
     stale_after: float = STALE_AFTER_SECONDS,
     pid_alive: Callable[[int], bool] | None = None,
@@ -46,12 +53,23 @@ def check(
     beats = ledger.heartbeats()
     problems: list[str] = []
     described: dict[str, dict[str, Any]] = {}
+    processes: list[dict[str, Any]] = []
     for role in ROLES:
-        beat = beats.get(role)
-        lost = _lost(role, beat, stale_after, alive)
-        problems += lost or _problems(role, beat)
-        if beat is not None:
-            described[role] = _describe(beat, running=not lost)
+        mine = [beat for beat in beats.values() if beat.role == role]
+        if not mine:
+            problems += _lost(role, None, stale_after, alive)
+            continue
+        entries, troubles, any_healthy = [], [], False
+        for beat in mine:
+            lost = _lost(role, beat, stale_after, alive)
+            entries.append(_describe(beat, running=not lost))
+            trouble = lost or _problems(role, beat)
+            troubles += trouble
+            any_healthy = any_healthy or not trouble
+        processes += entries
+        described[role] = next((e for e in entries if e["process_alive"]), entries[0])
+        if not any_healthy:
+            problems += troubles
     counts = ledger.counts()
     return HealthReport(
         healthy=not problems,
@@ -60,11 +78,12 @@ def check(
         processing=counts["processing"],
         counts=counts,
         beats=described,
+        processes=processes,
     )
 
 
 def daemon_running(
-    ledger: Ledger,
+    ledger: JobLedger,
     *,
     stale_after: float = STALE_AFTER_SECONDS,
     pid_alive: Callable[[int], bool] | None = None,
@@ -72,7 +91,7 @@ def daemon_running(
     """Is any daemon process (watcher or worker) beating? Only then can jobs change."""
     alive = pid_alive or _pid_alive
     beats = ledger.heartbeats()
-    return any(not _lost(role, beats.get(role), stale_after, alive) for role in ROLES)
+    return any(not _lost(beat.role, beat, stale_after, alive) for beat in beats.values())
 
 
 def _lost(
@@ -112,6 +131,7 @@ def _describe(beat: Heartbeat, *, running: bool) -> dict[str, Any]:
     """The beat for ``strata health``. A process that is gone or silent has no live
     threads, whatever its last heartbeat said: its liveness flags read false."""
     described = {
+        "role": beat.role,
         "pid": beat.pid,
         "host": beat.host,
         "started_at": beat.started_at,

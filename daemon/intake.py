@@ -29,7 +29,7 @@ from config.errors import StrataError
 from config.loader import Resolved, resolve_job_settings
 from config.model import Mode, Settings
 from daemon.completeness import is_complete_image
-from daemon.ledger import Ledger
+from daemon.ledger import JobLedger
 from daemon.names import Kind, classify_path, input_key, owner_stem
 from daemon.queue import JobQueue
 from daemon.settle import Settled, SettleTracker
@@ -63,7 +63,7 @@ class Intake:
     def __init__(
         self,
         settings: Resolved[Settings],
-        ledger: Ledger,
+        ledger: JobLedger,
         queue: JobQueue,
         *,
         check_image: ImageCheck | None = None,

@@ -8,21 +8,23 @@ so ``strata jobs --follow`` can stream changes by polling one indexed column.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from config.errors import StrataError
+from config.model import QueueBackend, QueueSettings
 from daemon.retry import with_backoff
 
 LEDGER_FILE = "ledger.db"
@@ -143,7 +145,7 @@ class JobRecord:
         return data
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> JobRecord:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["status"] = JobStatus(row["status"])
         values["result_manifest"] = _loads(row["result_manifest"])
@@ -181,6 +183,79 @@ class JobFailure:
     reason: str
     hint: str
     stage: str
+
+
+class JobLedger(Protocol):
+    """What the daemon and the CLI need from a ledger: :class:`Ledger` (SQLite, one
+    machine) or :class:`daemon.ledger_redis.RedisLedger` (shared by several)."""
+
+    def close(self) -> None: ...
+    def create_job(
+        self, *, mode: str, input_path: Path, input_key: str, priority: int = 0
+    ) -> JobRecord | None: ...
+    def get(self, job_id: str) -> JobRecord | None: ...
+    def find(self, prefix: str) -> JobRecord: ...
+    def recent(
+        self, *, status: JobStatus | None = None, limit: int | None = None, skip: int = 0
+    ) -> list[JobRecord]: ...
+    def active_for(self, input_key: str) -> JobRecord | None: ...
+    def with_status(self, *statuses: JobStatus) -> list[JobRecord]: ...
+    def earlier_result(self, job: JobRecord, inputs: JobInputs) -> JobRecord | None: ...
+    def counts(self) -> dict[str, int]: ...
+    def changes_since(self, version: int) -> list[JobRecord]: ...
+    def latest_version(self) -> int: ...
+    def claim(self, job_id: str) -> JobRecord | None: ...
+    def renew_lease(self, job_id: str) -> bool: ...
+    def requeue_lost(self, *, retries: int) -> list[JobRecord]: ...
+    def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None: ...
+    def complete(
+        self,
+        job_id: str,
+        *,
+        output_dir: Path,
+        manifest: dict[str, Any],
+        duplicate_of: str | None = None,
+    ) -> None: ...
+    def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None: ...
+    def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None: ...
+    def requeue(
+        self, job_id: str, *, note: str | None = None, interrupted: bool = False
+    ) -> bool: ...
+    def interrupted_to_pending(self) -> list[str]: ...
+    def cancel_pending(self, job_id: str) -> bool: ...
+    def request_cancel(self, job_id: str) -> bool: ...
+    def cancel_is_requested(self, job_id: str) -> bool: ...
+    def reset_for_retry(self, job_id: str, *, input_path: Path, input_key: str) -> bool: ...
+    def set_output_dir(self, job_id: str, output_dir: Path | None) -> None: ...
+    def delete(self, job_id: str) -> bool: ...
+    def beat(self, role: str, *, started_at: str, details: dict[str, Any]) -> None: ...
+    def clear_beat(self, role: str) -> None: ...
+    def heartbeats(self) -> dict[str, Heartbeat]: ...
+
+
+def worker_name(state_dir: Path) -> str:
+    """This process's name in leases and heartbeats: its host and its state folder (so a
+    worker restarted on the same folder recognises its own interrupted jobs)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{os.uname().nodename}-{digest}"
+
+
+def open_ledger(
+    state_dir: Path, settings: QueueSettings, *, patience: float | None = None
+) -> JobLedger:
+    """The ledger ``queue.backend`` names: ``state_dir/ledger.db``, or the Redis at
+    ``queue.redis_url``. ``patience``: how long a command waits for an unreachable Redis
+    (None: the daemon waits as long as it takes)."""
+    if settings.backend is QueueBackend.REDIS:
+        from daemon.ledger_redis import RedisLedger
+
+        return RedisLedger(
+            settings.redis_url,
+            owner=worker_name(state_dir),
+            lease_seconds=settings.lease_seconds,
+            patience=patience,
+        )
+    return Ledger.in_state_dir(state_dir)
 
 
 class Ledger:
@@ -431,7 +506,7 @@ class Ledger:
     def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
         job = self.get(job_id)
         completed = now_iso()
-        elapsed = _seconds_between(job.started_at, completed) if job else None
+        elapsed = seconds_between(job.started_at, completed) if job else None
         self._update(
             job_id,
             "1",
@@ -542,6 +617,14 @@ class Ledger:
 
         with_backoff(run)
 
+    # --- leases (one machine: the state lock and start-up recovery stand in for them) --
+
+    def renew_lease(self, job_id: str) -> bool:
+        return True
+
+    def requeue_lost(self, *, retries: int) -> list[JobRecord]:
+        return []
+
     def heartbeats(self) -> dict[str, Heartbeat]:
         rows = self._query("select * from heartbeats")
         return {
@@ -561,7 +644,7 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def _seconds_between(start: str | None, end: str) -> float | None:
+def seconds_between(start: str | None, end: str) -> float | None:
     if start is None:
         return None
     delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)

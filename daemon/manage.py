@@ -22,7 +22,7 @@ from config.model import Settings
 from daemon import lifecycle
 from daemon.disposal import Disposal, Trash, dispose, send_to_trash
 from daemon.executor import Paths
-from daemon.ledger import JobRecord, JobStateError, JobStatus, Ledger
+from daemon.ledger import JobLedger, JobRecord, JobStateError, JobStatus
 from daemon.names import input_key
 from daemon.queue import JobQueue
 
@@ -31,7 +31,7 @@ CANCEL_WAIT_SECONDS = 15.0
 Enqueue = Callable[[str, int], None]
 
 
-def retry(record: JobRecord, settings: Settings, ledger: Ledger, enqueue: Enqueue) -> Path:
+def retry(record: JobRecord, settings: Settings, ledger: JobLedger, enqueue: Enqueue) -> Path:
     """Put the job's photo back in the inbox and queue the job again; returns the photo."""
     if record.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise JobStateError(
@@ -63,7 +63,7 @@ def retry(record: JobRecord, settings: Settings, ledger: Ledger, enqueue: Enqueu
 def cancel(
     record: JobRecord,
     settings: Settings,
-    ledger: Ledger,
+    ledger: JobLedger,
     *,
     wait_seconds: float = CANCEL_WAIT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
@@ -87,7 +87,7 @@ def cancel(
     return JobStatus.PROCESSING
 
 
-def _move_cancelled_input(record: JobRecord, settings: Settings, ledger: Ledger) -> None:
+def _move_cancelled_input(record: JobRecord, settings: Settings, ledger: JobLedger) -> None:
     paths = Paths.of(record, settings)
     if not paths.image.is_file():
         return
@@ -111,7 +111,7 @@ class Deletion:
 def delete(
     record: JobRecord,
     settings: Settings,
-    ledger: Ledger,
+    ledger: JobLedger,
     *,
     purge: bool = False,
     trash: Trash = send_to_trash,

@@ -1,13 +1,15 @@
-"""The Huey queue: SQLite-backed, one thin task that carries a job id and nothing else.
+"""The Huey queue: SQLite-backed (or Redis, shared by several machines), one thin task
+that carries a job id and nothing else.
 
 The ledger decides whether a job runs (an atomic claim); the queue only orders the work
 (``priority`` higher first) and wakes the consumer. A task lost with a dead worker is
-put back by :func:`reconcile` from the ledger.
+put back by :func:`reconcile` from the ledger, which is also the safety net while the
+queue's Redis is unreachable: an enqueue that fails is logged and dropped, and the
+pending job is enqueued again once Redis answers.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,8 +19,10 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 from huey.storage import SqliteStorage
+from loguru import logger
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from config.errors import SettingsError
 from config.model import QueueBackend, QueueSettings
 
 QUEUE_FILE = "queue.db"
@@ -28,6 +32,9 @@ TASK_NAME = "run_job"
 JobExecutor = Callable[[str], None]
 POLL_SECONDS = 0.25
 """How often an idle consumer looks for jobs queued by another process (`strata retry`)."""
+REDIS_READ_TIMEOUT = 1.0
+"""An idle Redis consumer blocks on the list this long per wait (an enqueue wakes it)."""
+QUEUE_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class WakingSqliteStorage(SqliteStorage):  # type: ignore[misc]
@@ -75,10 +82,15 @@ class JobQueue:
         self._executor = executor
 
     def enqueue(self, job_id: str, *, priority: int = 0, delay: float = 0.0) -> None:
-        if delay > 0:
-            self._task.schedule(args=(job_id,), delay=delay, priority=priority)
-        else:
-            self.huey.enqueue(self._task.s(job_id, priority=priority))
+        """Queue the job; when Redis is down the job stays pending in the ledger and
+        :func:`reconcile` queues it once Redis is back."""
+        try:
+            if delay > 0:
+                self._task.schedule(args=(job_id,), delay=delay, priority=priority)
+            else:
+                self.huey.enqueue(self._task.s(job_id, priority=priority))
+        except QUEUE_DOWN as error:
+            logger.error("the queue is unreachable ({}); job {} is queued later", error, job_id)
 
     def queued_job_ids(self) -> list[str]:
         ids: list[str] = []
@@ -88,8 +100,11 @@ class JobQueue:
                 ids.append(str(args[0]))
         return ids
 
-    def depth(self) -> int:
-        return int(self.huey.pending_count())
+    def depth(self) -> int | None:
+        try:
+            return int(self.huey.pending_count())
+        except QUEUE_DOWN:
+            return None
 
     def consumer(self, *, poll_max_delay: float = POLL_SECONDS) -> Consumer:
         """One worker thread; it blocks on the supervised pipeline process, never on torch.
@@ -126,19 +141,27 @@ def make_huey(state_dir: Path, settings: QueueSettings) -> Huey:
 
 
 def _redis_huey(url: str) -> Huey:
-    if importlib.util.find_spec("redis") is None:
-        raise SettingsError(
-            "queue.backend is redis, but the `redis` package is not installed.",
-            hint="Install it (`pip install redis`) or set queue.backend: sqlite.",
-        )
-    return RedisHuey(name=QUEUE_NAME, url=url, results=False, utc=True)
+    """Blocking reads: an idle worker on any machine wakes at the enqueue (Redis' list
+    has no priorities; the ledger's order still holds across reconciles)."""
+    return RedisHuey(
+        name=QUEUE_NAME,
+        url=url,
+        results=False,
+        utc=True,
+        blocking=True,
+        read_timeout=REDIS_READ_TIMEOUT,
+    )
 
 
 def reconcile(
     queue: JobQueue, pending: Iterable[tuple[str, int]], *, running: str | None = None
 ) -> list[str]:
     """Enqueue each pending ledger job the queue lacks; returns the ids put back."""
-    queued = set(queue.queued_job_ids())
+    try:
+        queued = set(queue.queued_job_ids())
+    except QUEUE_DOWN as error:
+        logger.error("the queue is unreachable ({}); pending jobs are queued later", error)
+        return []
     restored = []
     for job_id, priority in pending:
         if job_id not in queued and job_id != running:

@@ -28,7 +28,7 @@ from config.model import Mode, Settings
 from daemon import lifecycle
 from daemon.executor import JobExecutor, Paths
 from daemon.intake import Intake
-from daemon.ledger import JobStatus, Ledger, now_iso
+from daemon.ledger import JobLedger, JobStatus, now_iso, open_ledger
 from daemon.notify import desktop_notifier
 from daemon.preflight import StateLock, check_folders
 from daemon.queue import JobQueue, open_queue, reconcile
@@ -76,7 +76,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.stop_now = threading.Event()
         self._locks: list[StateLock] = []
-        self.ledger: Ledger | None = None
+        self.ledger: JobLedger | None = None
         self.queue: JobQueue | None = None
         self.intake: Intake | None = None
         self.watcher: InboxWatcher | None = None
@@ -105,7 +105,7 @@ class Daemon:
                 lock = StateLock(value.state_dir, f"daemon-{role.value}")
                 lock.acquire()
                 self._locks.append(lock)
-        self.ledger = Ledger.in_state_dir(value.state_dir)
+        self.ledger = open_ledger(value.state_dir, value.queue)
         self.queue = open_queue(value.state_dir, value.queue)
         if self.role.works:
             self._start_worker(self.ledger, self.queue)
@@ -115,7 +115,7 @@ class Daemon:
             "strata run ({}) started, pid {}, inbox {}", self.role.value, os.getpid(), value.inbox
         )
 
-    def _start_worker(self, ledger: Ledger, queue: JobQueue) -> None:
+    def _start_worker(self, ledger: JobLedger, queue: JobQueue) -> None:
         recover(self.settings.value, ledger)
         self.executor = JobExecutor(
             self.settings,
@@ -134,7 +134,7 @@ class Daemon:
         self.consumer = queue.consumer()
         self.consumer.start()
 
-    def _start_watcher(self, ledger: Ledger, queue: JobQueue) -> None:
+    def _start_watcher(self, ledger: JobLedger, queue: JobQueue) -> None:
         self.intake = Intake(self.settings, ledger, queue)
         roots = [self.settings.value.inbox_for(mode) for mode in Mode]
         self.watcher = InboxWatcher(
@@ -185,7 +185,19 @@ class Daemon:
             self.watcher.ensure_alive()
         if self.consumer is not None and not self.consumer.check_worker_health():
             self._after_worker_death()
+        if self.role.works:
+            self._requeue_lost()
         self.beat()
+
+    def _requeue_lost(self) -> None:
+        """Jobs of workers (on any machine) whose lease expired run again here or there."""
+        assert self.ledger is not None
+        assert self.queue is not None
+        for job in self.ledger.requeue_lost(retries=self.settings.value.queue.retries):
+            logger.bind(job=job.id).warning(
+                "{}: its worker stopped answering; it runs again", job.input_filename
+            )
+            self.queue.enqueue(job.id, priority=job.priority)
 
     def _after_worker_death(self) -> None:
         assert self.ledger is not None
@@ -259,11 +271,11 @@ class Daemon:
         consumer.scheduler.join(JOIN_SECONDS)
 
 
-def _pending(ledger: Ledger) -> list[tuple[str, int]]:
+def _pending(ledger: JobLedger) -> list[tuple[str, int]]:
     return [(job.id, job.priority) for job in ledger.with_status(JobStatus.PENDING)]
 
 
-def recover(settings: Settings, ledger: Ledger) -> None:
+def recover(settings: Settings, ledger: JobLedger) -> None:
     """Undo what a killed daemon left half-done; its jobs run again (exactly once)."""
     for job in ledger.with_status(JobStatus.PROCESSING):
         paths = Paths.of(job, settings)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from daemon.worker_child import serve
+from daemon.worker_child import Done, Error, Message, Progress, Ready, serve
 from pipeline.job import Job
 
 DEFAULT_RUNNER = "pipeline.runner:run"  # imported in the child, before it reports ready
@@ -48,14 +48,15 @@ class Failed:
 
 @dataclass(frozen=True)
 class Stopped:
-    """The job was stopped from outside: ``why`` is "cancel" or "shutdown"."""
+    """The job was stopped from outside: ``why`` is "cancel", "shutdown" or "lost" (this
+    worker's lease on it expired, so another worker runs it)."""
 
     why: str
 
 
 Outcome = Succeeded | Failed | Stopped
 StopCheck = Callable[[], str | None]
-"""Returns "cancel" or "shutdown" when the running job must stop, else None."""
+"""Returns "cancel", "shutdown" or "lost" when the running job must stop, else None."""
 ProgressSink = Callable[[str, float], None]
 
 
@@ -201,20 +202,24 @@ class PipelineWorker:
             return _CRASHED
         return None if self.alive else _CRASHED
 
-    def _outcome(self, message: tuple[Any, ...], progress: ProgressSink | None) -> Outcome | None:
-        kind = message[0]
-        if kind == "ready":
+    def _outcome(self, message: Message, progress: ProgressSink | None) -> Outcome | None:
+        if isinstance(message, Ready):
             self._ready = True
             return None
-        if kind == "progress":
+        if isinstance(message, Progress):
             if progress is not None:
-                progress(message[1], message[2])
+                progress(message.stage, message.fraction)
             return None
-        if kind == "done":
-            return Succeeded(Path(message[1]), message[2])
-        if kind == "error":
-            error_class, reason, hint, stage, transient = message[1:6]
-            return Failed(reason, hint, stage, transient=transient, error_class=error_class)
+        if isinstance(message, Done):
+            return Succeeded(message.output_dir, message.manifest)
+        if isinstance(message, Error):
+            return Failed(
+                message.reason,
+                message.hint,
+                message.stage,
+                transient=message.transient,
+                error_class=message.error_class,
+            )
         return None  # anything unknown
 
     def _crashed(self) -> Failed:

@@ -15,7 +15,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from config.errors import StrataError
@@ -29,6 +31,41 @@ PARENT_CHECK_SECONDS = 0.5
 IDLE_RELEASE_SECONDS = 30.0
 """Memory the jobs freed stays in the process while jobs keep coming (a storm reuses it,
 see :mod:`pipeline.memory`) and goes back to the system once none came for this long."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The child imported the runner and waits for jobs."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Done:
+    output_dir: Path
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Error:
+    """The job raised: ``transient`` errors may run again."""
+
+    error_class: str
+    reason: str
+    hint: str
+    stage: str
+    transient: bool
+
+
+Message = Ready | Progress | Done | Error
+"""What the child sends the parent (pickled over the pipe); the parent sends a
+:class:`~pipeline.job.Job`, or None to ask the child to exit."""
 
 
 def load_runner(reference: str) -> Callable[..., Any]:
@@ -46,7 +83,7 @@ def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
     offline_environment()
     runner = load_runner(runner_reference)
     cache = ModelCache()
-    conn.send(("ready", os.getpid()))
+    conn.send(Ready(os.getpid()))
     holding = False  # freed memory kept since the last job
     while True:
         try:
@@ -63,18 +100,17 @@ def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
         holding = True
 
 
-def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> tuple[Any, ...]:
+def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> Message:
     def progress(stage: str, fraction: float) -> None:
-        conn.send(("progress", stage, fraction))
+        conn.send(Progress(stage, fraction))
 
     try:
         result = runner(job, cache=cache, progress=progress)
     except StrataError as error:
-        return ("error", type(error).__name__, error.reason, error.hint, error.stage, False)
+        return Error(type(error).__name__, error.reason, error.hint, error.stage, False)
     except OSError as error:
         transient = error.errno in TRANSIENT_ERRNOS
-        return (
-            "error",
+        return Error(
             type(error).__name__,
             f"{error.strerror or error}.",
             "Check free disk space and that the outbox is writable.",
@@ -83,15 +119,14 @@ def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection)
         )
     except Exception as error:  # a bug: keep the worker alive, report it in full
         sys.stderr.write(traceback.format_exc())
-        return (
-            "error",
+        return Error(
             type(error).__name__,
             f"Internal error: {error!r}.",
             "This is a bug in Strata; please report it with the log.",
             "pipeline",
             False,
         )
-    return ("done", str(result.output_dir), result.manifest)
+    return Done(Path(result.output_dir), result.manifest)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

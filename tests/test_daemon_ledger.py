@@ -1,25 +1,45 @@
-"""The job ledger: one active job per input, atomic claims, recovery, follow versions."""
+"""The job ledger: one active job per input, atomic claims, recovery, follow versions.
+
+Every ledger test runs against both ledgers: SQLite and a real redis-server.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from huey import MemoryHuey
+from redis_server import RedisServer, started
 
 from config.model import QueueSettings
-from daemon.ledger import JobFailure, JobInputs, JobNotFoundError, JobStatus, Ledger
+from daemon.ledger import JobFailure, JobInputs, JobLedger, JobNotFoundError, JobStatus, Ledger
+from daemon.ledger_redis import RedisLedger
 from daemon.queue import POLL_SECONDS, JobQueue, open_queue, reconcile
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger.in_state_dir(tmp_path)
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = started(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
-def new_job(ledger: Ledger, name: str = "a.jpg", priority: int = 0) -> str:
+@pytest.fixture(params=["sqlite", "redis"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobLedger]:
+    if request.param == "sqlite":
+        yield Ledger.in_state_dir(tmp_path)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.flush()
+    redis_ledger = RedisLedger(server.url, owner="test-worker", patience=5.0)
+    yield redis_ledger
+    redis_ledger.close()
+
+
+def new_job(ledger: JobLedger, name: str = "a.jpg", priority: int = 0) -> str:
     job = ledger.create_job(
         mode="photo-realistic",
         input_path=Path("/in") / name,
@@ -30,7 +50,7 @@ def new_job(ledger: Ledger, name: str = "a.jpg", priority: int = 0) -> str:
     return job.id
 
 
-def test_an_input_has_at_most_one_active_job(ledger: Ledger) -> None:
+def test_an_input_has_at_most_one_active_job(ledger: JobLedger) -> None:
     first = new_job(ledger)
     assert (
         ledger.create_job(
@@ -43,7 +63,7 @@ def test_an_input_has_at_most_one_active_job(ledger: Ledger) -> None:
     assert new_job(ledger) != first  # once it ended, the same name may come again
 
 
-def test_claim_is_exactly_once_even_when_raced(ledger: Ledger) -> None:
+def test_claim_is_exactly_once_even_when_raced(ledger: JobLedger) -> None:
     job_id = new_job(ledger)
     wins: list[bool] = []
     threads = [
@@ -62,7 +82,7 @@ def test_claim_is_exactly_once_even_when_raced(ledger: Ledger) -> None:
     assert record.started_at is not None
 
 
-def test_interrupted_jobs_go_back_to_pending_without_losing_a_retry(ledger: Ledger) -> None:
+def test_interrupted_jobs_go_back_to_pending_without_losing_a_retry(ledger: JobLedger) -> None:
     job_id = new_job(ledger)
     ledger.claim(job_id)
     assert ledger.interrupted_to_pending() == [job_id]
@@ -72,7 +92,7 @@ def test_interrupted_jobs_go_back_to_pending_without_losing_a_retry(ledger: Ledg
     assert record.attempts == 0
 
 
-def test_failure_and_completion_record_times_and_fields(ledger: Ledger) -> None:
+def test_failure_and_completion_record_times_and_fields(ledger: JobLedger) -> None:
     job_id = new_job(ledger, "b.jpg")
     ledger.claim(job_id)
     inputs = JobInputs(
@@ -106,7 +126,7 @@ def test_failure_and_completion_record_times_and_fields(ledger: Ledger) -> None:
     assert isinstance(public["processing_time"], float)
 
 
-def test_earlier_result_matches_bytes_settings_and_mode(ledger: Ledger) -> None:
+def test_earlier_result_matches_bytes_settings_and_mode(ledger: JobLedger) -> None:
     inputs = JobInputs("cd" * 32, "same", {}, 0)
     first = new_job(ledger, "one.jpg")
     ledger.claim(first)
@@ -121,14 +141,14 @@ def test_earlier_result_matches_bytes_settings_and_mode(ledger: Ledger) -> None:
     assert ledger.earlier_result(record, JobInputs("cd" * 32, "other", {}, 0)) is None
 
 
-def test_find_by_unique_prefix(ledger: Ledger) -> None:
+def test_find_by_unique_prefix(ledger: JobLedger) -> None:
     job_id = new_job(ledger)
     assert ledger.find(job_id[:6]).id == job_id
     with pytest.raises(JobNotFoundError):
         ledger.find("zzzz")
 
 
-def test_changes_since_streams_every_update_in_order(ledger: Ledger) -> None:
+def test_changes_since_streams_every_update_in_order(ledger: JobLedger) -> None:
     start = ledger.latest_version()
     job_id = new_job(ledger)
     ledger.claim(job_id)
@@ -137,7 +157,7 @@ def test_changes_since_streams_every_update_in_order(ledger: Ledger) -> None:
     assert changes[0].version > start
 
 
-def test_cancel_pending_and_request_cancel_running(ledger: Ledger) -> None:
+def test_cancel_pending_and_request_cancel_running(ledger: JobLedger) -> None:
     pending = new_job(ledger, "p.jpg")
     assert ledger.cancel_pending(pending)
     running = new_job(ledger, "r.jpg")
@@ -147,7 +167,7 @@ def test_cancel_pending_and_request_cancel_running(ledger: Ledger) -> None:
     assert ledger.cancel_is_requested(running)
 
 
-def test_reconcile_puts_back_pending_jobs_the_queue_lost(ledger: Ledger) -> None:
+def test_reconcile_puts_back_pending_jobs_the_queue_lost(ledger: JobLedger) -> None:
     queue = JobQueue(MemoryHuey(immediate=False))
     kept, lost = new_job(ledger, "k.jpg", priority=5), new_job(ledger, "l.jpg")
     queue.enqueue(kept, priority=5)
@@ -156,7 +176,7 @@ def test_reconcile_puts_back_pending_jobs_the_queue_lost(ledger: Ledger) -> None
     assert sorted(queue.queued_job_ids()) == sorted([kept, lost])
 
 
-def test_queue_orders_by_priority_higher_first(ledger: Ledger, tmp_path: Path) -> None:
+def test_queue_orders_by_priority_higher_first(ledger: JobLedger, tmp_path: Path) -> None:
     from huey import SqliteHuey
 
     queue = JobQueue(SqliteHuey(filename=str(tmp_path / "q.db")))
