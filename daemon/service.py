@@ -276,13 +276,20 @@ def _pending(ledger: JobLedger) -> list[tuple[str, int]]:
 
 
 def recover(settings: Settings, ledger: JobLedger) -> None:
-    """Undo what a killed daemon left half-done; its jobs run again (exactly once)."""
+    """Undo what a killed daemon left half-done; its jobs run again (exactly once).
+
+    With the Redis ledger only this worker's own jobs are its to undo; half-built folders
+    are removed only while no job runs anywhere (another worker may be building one)."""
+    requeued = []
     for job in ledger.with_status(JobStatus.PROCESSING):
-        paths = Paths.of(job, settings)
-        lifecycle.restore_failed_temp(paths.failed_root, job.id, paths.image.parent)
-    requeued = ledger.interrupted_to_pending()
+        if ledger.requeue(job.id, interrupted=True):
+            paths = Paths.of(job, settings)
+            lifecycle.restore_failed_temp(paths.failed_root, job.id, paths.image.parent)
+            requeued.append(job.id)
     if requeued:
         logger.warning("{} job(s) were interrupted and run again", len(requeued))
+    if ledger.with_status(JobStatus.PROCESSING):
+        return
     for mode in Mode:
         for temp in lifecycle.remove_temp_folders(settings.outbox_for(mode)):
             logger.info("removed the unfinished folder {}", temp)
