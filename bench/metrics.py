@@ -431,12 +431,11 @@ def true_layers(scene: Scene) -> list[Layer]:
 
 def own_parallax(layers: list[Layer], nearness: np.ndarray) -> list[float]:
     """A job's parallax rule for any stack: each layer's mean ``nearness`` over its visible
-    weight, normalised so the background is 0 and the foreground 1 (evenly spaced where
-    the means do not separate; a nearer layer never moves less)."""
+    weight, normalised so the background is 0 and the foreground 1, clipped (evenly spaced where
+    the means do not separate), as :func:`pipeline.cuts.layer_parallax` does it."""
     weights = visible_weights(layers)
     means = np.array([float((w * nearness).sum() / max(float(w.sum()), 1e-9)) for w in weights])
-    means = np.maximum.accumulate(means)
     spread = float(means[-1] - means[0])
     if spread < 1e-6:
         return [k / max(len(layers) - 1, 1) for k in range(len(layers))]
-    return [float(v) for v in (means - means[0]) / spread]
+    return [float(v) for v in np.clip((means - means[0]) / spread, 0.0, 1.0)]

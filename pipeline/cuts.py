@@ -57,7 +57,7 @@ def choose_cuts(
         raise ValueError(f"num_layers must be between 2 and 16, got {num_layers}")
     if tear_cost < 0.0:
         raise ValueError(f"tear_cost must be >= 0, got {tear_cost}")
-    small = _downscale(nearness, MAX_ANALYSIS_SIDE)
+    small = downscale(nearness, MAX_ANALYSIS_SIDE)
     # Read through a slight blur: pixel noise is no structure, and on a flat surface it
     # must neither make neighbours look like a ramp nor offer a tail to cut off.
     smooth = cv2.GaussianBlur(small, (0, 0), 1.0)
@@ -73,7 +73,7 @@ def choose_cuts(
     return np.asarray(edges, dtype=np.float64) / bins
 
 
-def _downscale(values: np.ndarray, max_side: int) -> np.ndarray:
+def downscale(values: np.ndarray, max_side: int) -> np.ndarray:
     height, width = values.shape
     scale = max_side / max(height, width)
     if scale >= 1.0:
@@ -187,19 +187,39 @@ def _best_cuts(
     return sorted(edges)
 
 
+def group_surfaces(moments: np.ndarray, *, num_layers: int) -> list[int]:
+    """Split a back-to-front sequence of surfaces into at most ``num_layers`` runs of
+    least parallax error; returns each surface's layer, 1 = farthest.
+
+    ``moments`` is (3, n): each surface's pixel count and its sums of nearness and of
+    nearness squared, in occlusion order. Whole surfaces go to a layer, so a floor is not
+    cut into strips, and layers stay in the order the surfaces occlude each other."""
+    count = moments.shape[1]
+    layers = min(num_layers, count)
+    if layers <= 1:
+        return [1] * count
+    share = moments / max(float(moments[0].sum()), 1.0)
+    edges = _best_cuts(share, share[0], np.zeros(count - 1), num_layers=layers, min_share=0.0)
+    assert edges is not None  # one surface per layer at least is always possible
+    return [1 + int(np.searchsorted(edges, index, side="right")) for index in range(count)]
+
+
 def layer_parallax(nearness: np.ndarray, labels: np.ndarray, *, num_layers: int) -> list[float]:
     """Each layer's suggested parallax: the mean nearness (disparity) of its pixels,
     normalised so the background is 0 and the foreground 1, so an animator's shifts
-    follow the depth. Evenly spaced where the layers' means do not separate."""
+    follow the depth. Layers are in occlusion order, so a middle layer may move less than
+    one behind it (objects standing far back on a floor that comes close); none moves
+    less than the background or more than the foreground (clipped to 0 … 1: the
+    background is the full canvas and must not slide off it). Evenly spaced where the
+    background's and foreground's means do not separate."""
     flat = labels.ravel()
     counts = np.bincount(flat, minlength=num_layers + 1)[1 : num_layers + 1]
     sums = np.bincount(flat, weights=nearness.ravel(), minlength=num_layers + 1)
     means = sums[1 : num_layers + 1] / np.maximum(counts, 1)
-    means = np.maximum.accumulate(means)  # a nearer layer never moves less
     far, near = float(means[0]), float(means[-1])
     if near - far < 1e-6:
         return [k / (num_layers - 1) for k in range(num_layers)]
-    return [float(v) for v in (means - far) / (near - far)]
+    return [float(v) for v in np.clip((means - far) / (near - far), 0.0, 1.0)]
 
 
 def label_layers(nearness: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -261,23 +281,20 @@ def _labels_present(labels: np.ndarray, num_layers: int) -> np.ndarray:
     return present
 
 
-def drop_empty_layers(labels: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber the layers so that none is empty, merging each empty layer's depth range
-    into the layer below it (the one above, for the farthest).
+def drop_empty_layers(labels: np.ndarray, *, num_layers: int) -> np.ndarray:
+    """Renumber the layers 1 … n so that none is empty.
 
-    Cuts are chosen on the depth histogram; a layer that lived only on depth ramps or in
-    speckles can be left with no pixel once edges and islands are settled, and an empty
-    layer file helps nobody. A stack with fewer than two layers holding pixels (a flat
-    depth map) is left as it is: a parallax needs two layers.
+    A layer that lived only on depth ramps or in speckles can be left with no pixel once
+    edges and islands are settled, and an empty layer file helps nobody. A stack with
+    fewer than two layers holding pixels (a flat depth map) is left as it is: a parallax
+    needs two layers.
     """
-    present = _labels_present(labels, cuts.size + 1)
+    present = _labels_present(labels, num_layers)
     if present.all() or present.sum() < 2:
-        return labels, cuts
-    layers = np.flatnonzero(present)  # 0-based; cuts[i - 1] is layer i's lower bound
+        return labels
     renumber = np.zeros(256 if labels.dtype == np.uint8 else present.size + 1, labels.dtype)
     renumber[1 : present.size + 1] = np.cumsum(present).astype(labels.dtype)
     compact: np.ndarray = (
         cv2.LUT(labels, renumber) if labels.dtype == np.uint8 else renumber[labels]
     )
-    kept: np.ndarray = cuts[layers[1:] - 1]
-    return compact, kept
+    return compact

@@ -46,9 +46,10 @@ class LayerStats:
     parallax: float
 
 
-def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) -> list[LayerStats]:
+def layer_stats(
+    layers: list[Layer], depth_ranges: list[tuple[float, float]], parallax: list[float]
+) -> list[LayerStats]:
     """Per-layer figures: visible share, bounding box of its pixels, invented share."""
-    bounds = [0.0, *(float(c) for c in cuts), 1.0]
     canvas = layers[0].alpha.size
     remaining = np.ones_like(layers[0].alpha)
     visible: list[float] = [0.0] * len(layers)
@@ -60,7 +61,7 @@ def layer_stats(layers: list[Layer], cuts: np.ndarray, parallax: list[float]) ->
     for index, layer in enumerate(layers):
         stats.append(
             LayerStats(
-                depth_range=(round(bounds[index], 4), round(bounds[index + 1], 4)),
+                depth_range=(round(depth_ranges[index][0], 4), round(depth_ranges[index][1], 4)),
                 coverage=round(visible[index], 6),
                 bbox=_bbox(layer.alpha > 0),
                 filled_fraction=round(int(np.count_nonzero(layer.filled)) / canvas, 6),

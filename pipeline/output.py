@@ -57,7 +57,7 @@ class JobOutputs:
     depth: DepthEstimate
     depth_png: Future[bytes]  # depth.png, encoded while the layers were made
     depth_file: Path | None
-    cuts: np.ndarray
+    depth_ranges: list[tuple[float, float]]
     layers: list[Layer]
     parallax: list[float]  # each layer's relative shift: 0 background … 1 foreground
     fill: dict[str, Any]
@@ -116,7 +116,6 @@ def build_manifest(
             "source": outputs.depth.source,
             "file": outputs.depth_file.name if outputs.depth_file else None,
             "native_size": list(outputs.depth.native_size),
-            "cuts": [round(float(c), 4) for c in outputs.cuts],
         },
         "fill": outputs.fill,
     }
@@ -141,7 +140,7 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats
     while the files are encoded."""
     count = len(outputs.layers)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        stats = pool.submit(layer_stats, outputs.layers, outputs.cuts, outputs.parallax)
+        stats = pool.submit(layer_stats, outputs.layers, outputs.depth_ranges, outputs.parallax)
         # Each layer packed once: its thumbnail first, as the previews (the longest
         # chain) wait for all of them; its PNG queued behind, overlapping the previews.
         packed = list(pool.map(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers))

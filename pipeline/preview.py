@@ -24,13 +24,17 @@ ANIMATION_SECONDS = 2.4
 
 def fill_margins(parallax: list[float], canvas_width: int) -> list[int]:
     """How far each layer must be filled behind nearer ones for the preview's parallax;
-    ``parallax`` is each layer's relative shift (0 background … 1 foreground).
+    ``parallax`` is each layer's relative shift (0 … 1), back to front.
 
-    Layer k is uncovered by at most (1 - parallax_k) · amplitude when the foreground moves
-    by the full amplitude; two pixels of slack cover rounding in the resampling.
+    At the full amplitude, a nearer layer j slides over layer k by
+    |parallax_j - parallax_k| · amplitude; two pixels of slack cover rounding in the
+    resampling. The nearest layer covers nothing and needs none beyond the slack.
     """
     amplitude = PARALLAX_AMPLITUDE * canvas_width
-    return [math.ceil((1.0 - f) * amplitude) + 2 for f in parallax]
+    return [
+        math.ceil(max((abs(p - own) for p in parallax[k + 1 :]), default=0.0) * amplitude) + 2
+        for k, own in enumerate(parallax)
+    ]
 
 
 @dataclass(frozen=True)

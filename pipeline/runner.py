@@ -80,7 +80,7 @@ def run(
                 depth=depth,
                 depth_png=depth_png,
                 depth_file=depth_file,
-                cuts=stack.cuts,
+                depth_ranges=stack.depth_ranges,
                 layers=stack.layers,
                 parallax=stack.parallax,
                 fill=fill_info,

@@ -9,15 +9,17 @@ thread of its own while the soft edges are worked out.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from pipeline.cuts import (
     choose_cuts,
+    downscale,
     drop_empty_layers,
+    group_surfaces,
     label_layers,
     layer_parallax,
     remove_islands,
@@ -26,6 +28,7 @@ from pipeline.depth import DepthEstimate
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.layers import FillFunction, Layer, LayerBuilder
 from pipeline.preview import fill_margins
+from pipeline.surfaces import ANALYSIS_SIDE, find_surfaces, occlusion_order, upsample
 from pipeline.timing import StageTimer
 
 MIN_ISLAND_SHARE = 0.0005
@@ -35,8 +38,8 @@ surroundings (depth-map speckle, not objects)."""
 
 @dataclass(frozen=True)
 class Stack:
-    cuts: np.ndarray  # nearness thresholds between the layers, ascending
-    labels: np.ndarray  # uint8 (H, W): 1 = background … len(cuts) + 1 = foreground
+    depth_ranges: list[tuple[float, float]]  # each layer's nearness range, back to front
+    labels: np.ndarray  # uint8 (H, W): 1 = background … len(layers) = foreground
     layers: list[Layer]  # back to front
     parallax: list[float]  # each layer's relative shift: 0 background … 1 foreground
 
@@ -54,18 +57,18 @@ def build_stack(
     timer = timer if timer is not None else StageTimer(None)
     with ExitStack() as running:
         with timer.stage("layers"):
-            cuts, labels = segment_labels(image, depth, num_layers=num_layers)
-            parallax = layer_parallax(depth.nearness, labels, num_layers=cuts.size + 1)
+            ranges, labels = segment_labels(image, depth, num_layers=num_layers)
+            parallax = layer_parallax(depth.nearness, labels, num_layers=len(ranges))
             margins = fill_margins(parallax, image.shape[1])
             # The background's fill needs the labels only: it runs beside the soft edges.
             band = label_uncertainty(depth, canvas_width=image.shape[1])
             builder = running.enter_context(
                 LayerBuilder(image, labels, fill=fill, margins=margins, band=band)
             )
-            alphas = soft_alpha(image, labels, num_layers=cuts.size + 1)
+            alphas = soft_alpha(image, labels, num_layers=len(ranges))
         with timer.stage("fill"):
             layers = builder.finish(alphas)
-    return Stack(cuts, labels, layers, parallax)
+    return Stack(ranges, labels, layers, parallax)
 
 
 def label_uncertainty(depth: DepthEstimate, *, canvas_width: int) -> int:
@@ -78,30 +81,62 @@ def label_uncertainty(depth: DepthEstimate, *, canvas_width: int) -> int:
 
 def segment(
     image: np.ndarray, depth: DepthEstimate, *, num_layers: int
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Cuts in the depth distribution's gaps, a label map whose edges sit on the image's
-    edges, and the soft "layer k or nearer" alphas. Layers left empty are dropped, so
-    there may be fewer than ``num_layers``."""
-    cuts, labels = segment_labels(image, depth, num_layers=num_layers)
-    return cuts, labels, soft_alpha(image, labels, num_layers=cuts.size + 1)
+) -> tuple[list[tuple[float, float]], np.ndarray, list[np.ndarray]]:
+    """Each layer's depth range, a label map of whole surfaces whose edges sit on the
+    image's edges, and the soft "layer k or nearer" alphas. Layers left empty are
+    dropped, so there may be fewer than ``num_layers``."""
+    ranges, labels = segment_labels(image, depth, num_layers=num_layers)
+    return ranges, labels, soft_alpha(image, labels, num_layers=len(ranges))
 
 
 def segment_labels(
     image: np.ndarray, depth: DepthEstimate, *, num_layers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`segment` without the soft alphas: the cuts and the label map."""
+) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """:func:`segment` without the soft alphas: each layer's depth range and the label map.
+
+    The depth thresholds of :func:`choose_cuts` only seed the surfaces
+    (:mod:`pipeline.surfaces`); layers are made of whole surfaces in occlusion order, so
+    a floor is one surface, not strips, and each layer's depth range may overlap another's.
+    """
     nearness = depth.nearness
-
-    def ramps_and_reach() -> tuple[np.ndarray, int]:
-        ramps = ramp_mask(nearness)
-        return ramps, ramp_reach(ramps)
-
-    with ThreadPoolExecutor(max_workers=1) as side:  # two independent reads of the depth
-        found = side.submit(ramps_and_reach)
-        cuts = choose_cuts(nearness, num_layers=num_layers)
-        labels = label_layers(nearness, cuts)
-        ramps, reach = found.result()
-    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=reach)
+    ramps = ramp_mask(nearness)
+    cuts = choose_cuts(nearness, num_layers=num_layers)
+    labels = surface_labels(nearness, cuts, num_layers=num_layers)
+    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
-    labels, cuts = drop_empty_layers(labels, cuts)
-    return cuts, labels
+    labels = drop_empty_layers(labels, num_layers=num_layers)
+    return depth_ranges(nearness, labels), labels
+
+
+def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -> np.ndarray:
+    """The label map of whole surfaces grouped into ``num_layers`` layers (uint8, 1 =
+    farthest), found on the analysis-size map and brought to ``nearness``'s size; ramp
+    pixels take the layer of the nearest surface (:func:`assign_ramps` decides them
+    by colour)."""
+    small = downscale(nearness, ANALYSIS_SIDE)
+    surfaces = find_surfaces(small, label_layers(small, cuts), ignore=ramp_mask(small))
+    order = occlusion_order(surfaces)
+    layer_of = np.zeros(surfaces.count + 1, np.uint8)
+    layer_of[order] = group_surfaces(surfaces.moments[order].T, num_layers=num_layers)
+    labels = layer_of[upsample(surfaces, nearness)]
+    if (labels == 0).any() and labels.any():
+        _, nearest = cv2.distanceTransformWithLabels(
+            (labels == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        labels = np.concatenate([[0], labels[labels > 0]]).astype(np.uint8)[nearest]
+    result: np.ndarray = np.maximum(labels, 1).astype(np.uint8)
+    return result
+
+
+def depth_ranges(nearness: np.ndarray, labels: np.ndarray) -> list[tuple[float, float]]:
+    """Each layer's range of nearness (0.5th to 99.5th percentile of its pixels: a few
+    mislabelled edge pixels do not stretch it)."""
+    ranges = []
+    for value in range(1, int(labels.max()) + 1):
+        own = nearness[labels == value]
+        if own.size == 0:
+            ranges.append((0.0, 0.0))
+            continue
+        low, high = np.percentile(own, [0.5, 99.5])
+        ranges.append((float(low), float(high)))
+    return ranges

@@ -121,31 +121,25 @@ def test_a_speckle_takes_the_label_of_its_nearest_neighbour() -> None:
     assert (cleaned[10:12, 17:19] == 1).all()
 
 
-def test_empty_layers_are_dropped_and_their_depth_range_merged() -> None:
+def test_empty_layers_are_dropped_and_the_rest_renumbered_in_order() -> None:
     labels = np.ones((10, 10), dtype=np.uint8)
     labels[:, 5:] = 3  # layers 2 and 4 of 4 are empty
-    cuts = np.array([0.2, 0.4, 0.6])
-    compact, kept = drop_empty_layers(labels, cuts)
-    assert set(np.unique(compact)) == {1, 2}
+    compact = drop_empty_layers(labels, num_layers=4)
+    np.testing.assert_array_equal(compact[:, :5], 1)
     np.testing.assert_array_equal(compact[:, 5:], 2)
-    # layer 2 (empty) merges into layer 1 below it, layer 4 (empty) into layer 3
-    np.testing.assert_allclose(kept, [0.4])
 
 
-def test_an_empty_farthest_layer_merges_into_the_one_above() -> None:
+def test_an_empty_farthest_layer_is_dropped_too() -> None:
     labels = np.full((10, 10), 2, dtype=np.uint8)
     labels[:, 5:] = 3
-    compact, kept = drop_empty_layers(labels, np.array([0.3, 0.6]))
+    compact = drop_empty_layers(labels, num_layers=3)
     assert set(np.unique(compact)) == {1, 2}
-    np.testing.assert_allclose(kept, [0.6])
+    np.testing.assert_array_equal(compact[:, 5:], 2)
 
 
 def test_at_least_two_layers_are_kept() -> None:
     labels = np.full((10, 10), 2, dtype=np.uint8)
-    cuts = np.array([0.3, 0.6])
-    compact, kept = drop_empty_layers(labels, cuts)
-    assert compact is labels
-    assert kept is cuts
+    assert drop_empty_layers(labels, num_layers=3) is labels
 
 
 def test_a_layers_parallax_is_its_mean_disparity_normalised() -> None:

@@ -1,0 +1,594 @@
+"""Surfaces: the depth map split into pieces that each follow one smooth surface.
+
+In disparity (nearness), every plane of the world is an affine function of the pixel
+coordinates, so a floor or a wall receding across the frame is one smooth surface however
+much of the depth range it spans, and an object standing on the floor is another, even
+where the two meet with no step in depth (the object rises while the floor recedes).
+Layers are then made of whole surfaces (:func:`pipeline.cuts.group_surfaces`), so a floor
+is not sliced into strips by global depth thresholds.
+
+:func:`find_surfaces` fits one quadratic surface (an affine plane plus a little curvature
+for lens distortion and model bias) per region and alternates, as k-means does with
+means:
+
+1. every pixel takes, of the surfaces found near it, the one that predicts its nearness
+   best; the regions are then made connected and speckle is given back;
+2. every surface is refitted to its pixels;
+
+then merges neighbouring regions whose joint surface explains both about as well as their
+own (the least-squares cost of the merge, per pixel of the smaller, below
+``merge_tolerance`` squared): the strips of a floor become one floor, two objects a step
+apart stay two. Ramps (where the depth map blurs across an object's edge) belong to no
+surface; they are left to :func:`pipeline.edges.assign_ramps`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+ANALYSIS_SIDE = 384
+"""Surfaces are found on the depth map brought down to this longer side: they are large
+structures, and their edges are settled at full size by the ramp and edge steps."""
+TERMS = 6
+"""1, u, v, u², uv, v² of the normalised coordinates u, v in [-1, 1]."""
+
+
+@dataclass(frozen=True)
+class Surfaces:
+    """Regions of one depth map and the surface each follows.
+
+    ``regions`` is int32 (H, W): 0 where no surface was fitted (ramps), else 1 … n.
+    ``models`` is (n + 1, :data:`TERMS`); row 0 is unused. ``moments`` is (n + 1, 3):
+    each region's pixel count, sum and sum of squares of nearness."""
+
+    regions: np.ndarray
+    models: np.ndarray
+    moments: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.models.shape[0] - 1)
+
+    def means(self) -> np.ndarray:
+        """Each region's mean nearness (index 0 unused)."""
+        mean: np.ndarray = self.moments[:, 1] / np.maximum(self.moments[:, 0], 1.0)
+        return mean
+
+
+def design(shape: tuple[int, int]) -> np.ndarray:
+    """The quadratic terms at every pixel of an image of ``shape``: (H, W, TERMS)."""
+    height, width = shape
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    u = (u + 0.5) / width * 2.0 - 1.0
+    v = (v + 0.5) / height * 2.0 - 1.0
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
+
+
+def find_surfaces(
+    nearness: np.ndarray,
+    seeds: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    cell: int = 16,
+    rounds: int = 2,
+    iterations: int = 2,
+    reach: int = 4,
+    merge_tolerance: float = 0.012,
+    min_pixels: int = 16,
+    band: float = 0.04,
+    join_tolerance: float = 0.025,
+    join_share: float = 0.005,
+    keep_tolerance: float = 0.05,
+    min_share: float = 0.002,
+    min_region: int = 64,
+) -> Surfaces:
+    """Split ``nearness`` into regions that each follow one smooth surface.
+
+    ``seeds`` is any label map to start from (the depth-threshold layers); its connected
+    pieces are the first regions. ``ignore`` marks pixels that belong to no surface
+    (ramps). A pixel may move to a surface found within ``reach`` pixels; regions
+    smaller than ``min_pixels`` are speckle. Two neighbouring regions merge when fitting
+    one surface to both costs at most ``merge_tolerance`` (in nearness, RMS over the
+    smaller region) more than fitting each its own."""
+    if nearness.shape != seeds.shape or nearness.shape != ignore.shape:
+        raise ValueError(
+            f"nearness {nearness.shape}, seeds {seeds.shape} and ignore {ignore.shape} "
+            "must have one shape"
+        )
+    terms = design(nearness.shape)
+    values = nearness.astype(np.float32)
+    regions = _connected(
+        np.where(ignore, 0, _cells(seeds.astype(np.int32), cell=cell)), min_pixels=min_pixels
+    )
+    for _ in range(rounds):
+        regions = _merge(terms, values, regions, tolerance=merge_tolerance)
+        for _ in range(iterations):
+            models = _fit(terms, values, regions)
+            regions = _reassign(terms, values, regions, models, ignore=ignore, reach=reach)
+            regions = _connected(regions, min_pixels=min_pixels)
+    models = _fit(terms, values, regions)
+    width = max(1, round(band * max(nearness.shape)))
+    join_min = max(min_region, round(join_share * nearness.size))
+    regions = _join_continuations(
+        terms, regions, models, band=width, tolerance=join_tolerance, min_pixels=join_min
+    )
+    regions = _add_peaks(
+        terms,
+        values,
+        regions,
+        ignore=ignore,
+        reach=width,
+        tolerance=join_tolerance,
+        min_pixels=min_region,
+    )
+    regions = _adopt(terms, values, regions, tolerance=join_tolerance)
+    regions = _absorb_small(regions, ignore=ignore, min_pixels=min_region)
+    regions = _settle_fragments(
+        terms,
+        values,
+        regions,
+        reach=width,
+        tolerance=keep_tolerance,
+        min_pixels=max(min_region, round(min_share * nearness.size)),
+    )
+    models = _fit(terms, values, regions)
+    return Surfaces(regions, models, _moments(values, regions))
+
+
+def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
+    """``surfaces.regions`` brought to ``nearness``'s (larger) size: nearest-neighbour,
+    then each pixel near a region boundary takes, of the regions within one analysis
+    pixel, the one whose surface predicts its own nearness best, so edges follow the
+    full-size depth rather than the analysis grid."""
+    height, width = nearness.shape
+    small = surfaces.regions
+    if small.shape == (height, width):
+        return small
+    up = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    step = math.ceil(max(height / small.shape[0], width / small.shape[1]))
+    kernel = np.ones((2 * step + 1, 2 * step + 1), np.uint8)
+    as_float = up.astype(np.float32)  # exact for region numbers below 2**24
+    edge = cv2.dilate(as_float, kernel) != cv2.erode(as_float, kernel)
+    ys, xs = np.nonzero(edge)
+    if ys.size == 0:
+        return up
+    u = (xs + 0.5) / width * 2.0 - 1.0
+    v = (ys + 0.5) / height * 2.0 - 1.0
+    terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
+    models = surfaces.models.astype(np.float32)
+    values = nearness[ys, xs]
+    best = up[ys, xs]
+    error = np.where(best > 0, np.abs(np.einsum("nk,nk->n", terms, models[best]) - values), np.inf)
+    for dy in (-step, 0, step):
+        for dx in (-step, 0, step):
+            candidate = up[np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)]
+            candidate_error = np.abs(np.einsum("nk,nk->n", terms, models[candidate]) - values)
+            better = (candidate > 0) & (candidate_error < error)
+            best = np.where(better, candidate, best)
+            error = np.where(better, candidate_error, error)
+    up[ys, xs] = best
+    return up
+
+
+def _cells(seeds: np.ndarray, *, cell: int) -> np.ndarray:
+    """``seeds`` split further by a grid of ``cell``-pixel squares: first regions small
+    enough that none holds much of two surfaces."""
+    height, width = seeds.shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    per_row = (width + cell - 1) // cell
+    grid = (rows // cell) * per_row + cols // cell
+    result: np.ndarray = np.where(seeds > 0, grid * (int(seeds.max()) + 1) + seeds, 0)
+    return result.astype(np.int64)
+
+
+def occlusion_order(surfaces: Surfaces, *, band: float = 0.025) -> list[int]:
+    """The regions back to front: each after every neighbour it stands in front of.
+
+    Where two regions come within ``band`` of each other (a share of the image's longer
+    side: wider than the ramp a model blurs across an edge), the one whose surface is
+    nearer there, on average, occludes the other. Surfaces, not pixels, are compared, so
+    a floor is behind the objects standing on it (along an object's foot the two agree;
+    along its sides and top the object is nearer) even though the floor's mean nearness
+    may exceed theirs. Regions with no say between them go farthest (least mean) first."""
+    regions = surfaces.regions
+    terms = design(regions.shape)
+    means = surfaces.means()
+    present = [r for r in range(1, surfaces.count + 1) if surfaces.moments[r, 0] > 0]
+    width = max(2, round(band * max(regions.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    near = {r: cv2.dilate((regions == r).astype(np.uint8), kernel) > 0 for r in present}
+    behind: dict[int, set[int]] = {r: set() for r in present}  # r: the regions r occludes
+    for a in present:
+        for b in present:
+            zone = near[a] & near[b] if b > a else None
+            if zone is None or not zone.any():
+                continue
+            x = terms[zone]
+            nearer_a = float(np.mean(x @ surfaces.models[a] - x @ surfaces.models[b])) > 0
+            front, back = (a, b) if nearer_a else (b, a)
+            behind[front].add(back)
+    order: list[int] = []
+    remaining = set(present)
+    while remaining:
+        ready = [r for r in remaining if not (behind[r] & remaining)]
+        # a cycle (noise along a boundary) is broken by the farthest region
+        chosen = min(ready or remaining, key=lambda r: float(means[r]))
+        order.append(chosen)
+        remaining.remove(chosen)
+    return order
+
+
+def _join_continuations(
+    terms: np.ndarray,
+    regions: np.ndarray,
+    models: np.ndarray,
+    *,
+    band: int,
+    tolerance: float,
+    min_pixels: int,
+) -> np.ndarray:
+    """Join neighbouring regions that continue each other: within ``band`` pixels of
+    where they meet, their surfaces differ by at most ``tolerance`` on average.
+
+    One quadratic cannot follow a whole floor under a model's slow bias, but where two
+    pieces of it meet, their surfaces agree in value and slope. An object standing on the
+    floor agrees in value only along its foot and parts at once (it rises, the floor
+    recedes); elsewhere a step in depth separates it."""
+    count = int(regions.max()) + 1
+    pixels = np.bincount(regions.ravel(), minlength=count)
+    big = [r for r in range(1, count) if pixels[r] >= min_pixels]
+    distance = {
+        r: cv2.distanceTransform((regions != r).astype(np.uint8), cv2.DIST_L2, 3) for r in big
+    }
+    root = np.arange(count)
+
+    def find(r: int) -> int:
+        while root[r] != r:
+            r = int(root[r])
+        return r
+
+    for a, b in sorted(_neighbours(regions)):
+        if a not in distance or b not in distance:
+            continue
+        near = ((regions == a) & (distance[b] <= band)) | ((regions == b) & (distance[a] <= band))
+        x = terms[near]
+        gap = float(np.mean(np.abs(x @ models[a] - x @ models[b]))) if x.size else np.inf
+        if gap <= tolerance:
+            root[find(b)] = find(a)
+    roots = np.array([find(r) for r in range(count)])
+    return _connected(roots[regions], min_pixels=1)
+
+
+def _adopt(
+    terms: np.ndarray, values: np.ndarray, regions: np.ndarray, *, tolerance: float
+) -> np.ndarray:
+    """A region lying on a much larger region's surface joins it, touching or not: the
+    wall seen between a wheel's spokes, a floor fragment left along a blurred edge.
+    Smallest first; the larger region's surface must predict the smaller's pixels within
+    ``tolerance`` on average, and be at least four times its size."""
+    models = _fit(terms, values, regions)
+    count = models.shape[0]
+    pixels = np.bincount(regions.ravel(), minlength=count).astype(np.int64)
+    flat, x, y = regions.ravel(), terms.reshape(-1, TERMS), values.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], np.arange(count + 1))
+    root = np.arange(count)
+    for small in sorted(range(1, count), key=lambda r: pixels[r]):
+        hosts = np.flatnonzero(pixels >= 4 * pixels[small])
+        hosts = hosts[(hosts > 0) & (root[hosts] == hosts)]
+        if pixels[small] == 0 or hosts.size == 0:
+            continue
+        own = order[starts[small] : starts[small + 1]]
+        error = np.abs(x[own] @ models[hosts].T - y[own, None]).mean(axis=0)
+        best = int(np.argmin(error))
+        if error[best] <= tolerance:
+            host = int(hosts[best])
+            root[small] = host
+            pixels[host] += pixels[small]
+    for index in range(count):
+        while root[root[index]] != root[index]:
+            root[index] = root[root[index]]
+    return _compact(np.where(regions > 0, root[regions], 0))
+
+
+def _add_peaks(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    reach: int,
+    tolerance: float,
+    min_pixels: int,
+) -> np.ndarray:
+    """Ramp pixels nearer (or farther) than every surface within ``reach`` by more than
+    ``tolerance`` become regions of their own: an object so small or thin that the
+    model's blur left it no flat top is a peak, not a slope between two surfaces."""
+    models = _fit(terms, values, regions)
+    low = np.full(values.shape, np.inf, np.float32)
+    high = np.full(values.shape, -np.inf, np.float32)
+    for r in range(1, models.shape[0]):
+        distance = cv2.distanceTransform((regions != r).astype(np.uint8), cv2.DIST_L2, 3)
+        around = ignore & (distance <= reach)
+        if not around.any():
+            continue
+        predicted = terms[around] @ models[r]
+        low[around] = np.minimum(low[around], predicted)
+        high[around] = np.maximum(high[around], predicted)
+    seen = np.isfinite(low)
+    peaks = ignore & seen & ((values > high + tolerance) | (values < low - tolerance))
+    pieces = _connected(peaks.astype(np.int32), min_pixels=min_pixels)
+    if not pieces.any():
+        return regions
+    result: np.ndarray = np.where(pieces > 0, pieces + int(regions.max()), regions)
+    return result.astype(np.int32)
+
+
+def _settle_fragments(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    *,
+    reach: int,
+    tolerance: float,
+    min_pixels: int,
+) -> np.ndarray:
+    """Regions under ``min_pixels`` join the larger neighbour (within ``reach``) whose
+    surface predicts them best, if it does so within ``tolerance`` on average: a piece of
+    floor cut off by noise goes back to the floor. One no neighbour explains stands out
+    from everything around it, as a small object does, and stays."""
+    models = _fit(terms, values, regions)
+    pixels = np.bincount(regions.ravel(), minlength=models.shape[0])
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    root = np.arange(models.shape[0])
+    for small in np.flatnonzero((pixels < min_pixels) & (pixels > 0)):
+        if small == 0:
+            continue
+        own = regions == small
+        around = np.unique(regions[cv2.dilate(own.astype(np.uint8), kernel) > 0])
+        hosts = [int(r) for r in around if r > 0 and pixels[r] >= min_pixels]
+        if not hosts:
+            continue
+        x, y = terms[own], values[own]
+        error = [float(np.abs(x @ models[h] - y).mean()) for h in hosts]
+        if min(error) <= tolerance:
+            root[small] = hosts[int(np.argmin(error))]
+    return _compact(np.where(regions > 0, root[regions], 0))
+
+
+def _compact(regions: np.ndarray) -> np.ndarray:
+    """Renumber the regions present 1 … n (0 stays 0); a region may be in pieces."""
+    values, inverse = np.unique(regions, return_inverse=True)
+    offset = 0 if values[0] == 0 else 1
+    result: np.ndarray = (inverse.reshape(regions.shape) + offset).astype(np.int32)
+    return result
+
+
+def _absorb_small(regions: np.ndarray, *, ignore: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Regions under ``min_pixels`` (fragments along blurred edges) give their pixels to
+    the nearest region that stays."""
+    pixels = np.bincount(regions.ravel())
+    small = (pixels[regions] < min_pixels) & (regions > 0)
+    kept = (regions > 0) & ~small
+    if not small.any() or not kept.any():
+        return _compact(np.where(small, 0, regions))
+    # Zero pixels of the source are the kept ones; DIST_LABEL_PIXEL numbers them 1, 2, …
+    # in raster order and gives every other pixel the number of its nearest kept pixel.
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~kept).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    kept_labels = np.concatenate([[0], regions[kept]]).astype(np.int32)
+    grown = np.where(small & ~ignore, kept_labels[nearest], np.where(small, 0, regions))
+    return _compact(grown)
+
+
+def predict(models: np.ndarray, terms: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Each pixel's nearness as its region's surface predicts it (0 where unfitted)."""
+    predicted: np.ndarray = np.einsum("ijk,ijk->ij", terms, models.astype(np.float32)[regions])
+    return np.where(regions > 0, predicted, 0.0).astype(np.float32)
+
+
+# --- fitting ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Normal:
+    """Least-squares sufficient statistics per region: XᵀX (n, T, T), Xᵀy (n, T), yᵀy (n,)
+    and the pixel count (n,). Sums of two regions' statistics are their union's."""
+
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: np.ndarray
+    pixels: np.ndarray
+
+
+def _normal(terms: np.ndarray, values: np.ndarray, regions: np.ndarray) -> _Normal:
+    count = int(regions.max()) + 1
+    flat = regions.ravel()
+    x = terms.reshape(-1, TERMS).astype(np.float64)
+    y = values.ravel().astype(np.float64)
+    xtx = np.zeros((count, TERMS, TERMS))
+    for i, j in zip(*np.triu_indices(TERMS), strict=True):  # XᵀX is symmetric
+        xtx[:, i, j] = xtx[:, j, i] = np.bincount(flat, x[:, i] * x[:, j], count)
+    xty = np.stack([np.bincount(flat, x[:, i] * y, count) for i in range(TERMS)], -1)
+    return _Normal(
+        xtx=xtx,
+        xty=xty,
+        yty=np.bincount(flat, y * y, count),
+        pixels=np.bincount(flat, minlength=count).astype(np.float64),
+    )
+
+
+def _solve(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    """Ridge-regularised solution: a small region's curvature terms stay near zero."""
+    ridge = 1e-3 * np.maximum(xtx[..., 0, 0], 1.0)[..., None, None] * np.eye(TERMS)
+    ridge[..., 0, 0] = 1e-9
+    solved: np.ndarray = np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]
+    return solved
+
+
+def _sse(normal: _Normal, index: int | np.ndarray, model: np.ndarray) -> np.ndarray:
+    """Sum of squared residuals of region(s) ``index`` under ``model``."""
+    xtx, xty, yty = normal.xtx[index], normal.xty[index], normal.yty[index]
+    quad = np.einsum("...i,...ij,...j->...", model, xtx, model)
+    result: np.ndarray = np.maximum(yty - 2.0 * np.einsum("...i,...i->...", model, xty) + quad, 0)
+    return result
+
+
+def _fit(terms: np.ndarray, values: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    normal = _normal(terms, values, regions)
+    models = _solve(normal.xtx, normal.xty)
+    models[0] = 0.0
+    return models
+
+
+def _moments(values: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    count = int(regions.max()) + 1
+    flat, v = regions.ravel(), values.ravel().astype(np.float64)
+    return np.stack(
+        [
+            np.bincount(flat, minlength=count).astype(np.float64),
+            np.bincount(flat, v, count),
+            np.bincount(flat, v * v, count),
+        ],
+        axis=-1,
+    )
+
+
+# --- assignment ---------------------------------------------------------------------------------
+
+
+def _reassign(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    models: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    reach: int,
+) -> np.ndarray:
+    """Each pixel to the best-predicting surface among its own and those ``reach`` pixels
+    away at the eight compass points."""
+    best = regions.copy()
+    error = np.where(regions > 0, np.abs(predict(models, terms, regions) - values), np.inf)
+    for dy, dx in [(dy * reach, dx * reach) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]:
+        if dy == dx == 0:
+            continue
+        candidate = _shifted(regions, dy, dx)
+        candidate_error = np.abs(predict(models, terms, candidate) - values)
+        better = (candidate > 0) & (candidate_error < error)
+        best[better] = candidate[better]
+        error[better] = candidate_error[better]
+    best[ignore] = 0
+    return best
+
+
+def _shifted(labels: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``labels`` moved by (dy, dx), zero where nothing moved in."""
+    height, width = labels.shape
+    out = np.zeros_like(labels)
+    ys, yd = slice(max(0, -dy), height - max(0, dy)), slice(max(0, dy), height - max(0, -dy))
+    xs, xd = slice(max(0, -dx), width - max(0, dx)), slice(max(0, dx), width - max(0, -dx))
+    out[yd, xd] = labels[ys, xs]
+    return out
+
+
+def _connected(regions: np.ndarray, *, min_pixels: int) -> np.ndarray:
+    """Renumber so each region is one connected piece (4-connected), 1 … n; pieces under
+    ``min_pixels`` become 0 (speckle)."""
+    out = np.zeros(regions.shape, np.int32)
+    next_label = 1
+    for index, box in enumerate(ndimage.find_objects(regions), start=1):
+        if box is None:
+            continue
+        mask = (regions[box] == index).astype(np.uint8)
+        count, pieces, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_pixels) + 1
+        renumber = np.zeros(count, np.int32)
+        renumber[keep] = np.arange(next_label, next_label + keep.size)
+        next_label += keep.size
+        view = out[box]
+        view[mask > 0] = renumber[pieces[mask > 0]]
+    return out
+
+
+# --- merging ------------------------------------------------------------------------------------
+
+
+def _neighbours(regions: np.ndarray, *, gap: int = 2) -> set[tuple[int, int]]:
+    """Pairs of regions that touch, or face each other across at most ``gap`` pixels of
+    unfitted ramp."""
+    pairs: set[tuple[int, int]] = set()
+    for dy, dx in [(0, d) for d in range(1, gap + 2)] + [(d, 0) for d in range(1, gap + 2)]:
+        a = regions[: regions.shape[0] - dy, : regions.shape[1] - dx]
+        b = regions[dy:, dx:]
+        touching = (a > 0) & (b > 0) & (a != b)
+        codes = np.unique(np.minimum(a, b)[touching] * (1 << 20) + np.maximum(a, b)[touching])
+        pairs |= {(int(c >> 20), int(c & ((1 << 20) - 1))) for c in codes}
+    return pairs
+
+
+def _merge(
+    terms: np.ndarray, values: np.ndarray, regions: np.ndarray, *, tolerance: float
+) -> np.ndarray:
+    """Merge neighbouring regions, cheapest first, while one surface explains both.
+
+    Cheapest first matters: pieces of one surface join at no cost before any piece of a
+    floor is weighed against an object standing on it, and by then each is whole, so the
+    crease where they meet costs what it should over the whole object."""
+    normal = _normal(terms, values, regions)
+    own = _solve(normal.xtx, normal.xty)
+    own_sse = _sse(normal, np.arange(normal.pixels.size), own)
+    parent = np.arange(normal.pixels.size)
+    touching: dict[int, set[int]] = {}
+    for a, b in _neighbours(regions):
+        touching.setdefault(a, set()).add(b)
+        touching.setdefault(b, set()).add(a)
+    version = np.zeros(normal.pixels.size, np.int64)
+
+    def cost(a: int, b: int) -> float:
+        xtx, xty = normal.xtx[a] + normal.xtx[b], normal.xty[a] + normal.xty[b]
+        joint = _solve(xtx, xty)
+        extra = float(_sse(normal, a, joint) - own_sse[a] + _sse(normal, b, joint) - own_sse[b])
+        return extra / max(float(min(normal.pixels[a], normal.pixels[b])), 1.0)
+
+    limit = tolerance * tolerance
+    heap = [(cost(a, b), a, b, 0, 0) for a in touching for b in touching[a] if a < b]
+    heapq.heapify(heap)
+    while heap:
+        price, a, b, version_a, version_b = heapq.heappop(heap)
+        if version[a] != version_a or version[b] != version_b:
+            continue  # one of them has changed since: a fresh entry is in the heap
+        if price > limit:
+            break
+        # b joins a: pool the statistics, refit, and take over b's neighbours
+        for name in ("xtx", "xty", "yty", "pixels"):
+            getattr(normal, name)[a] += getattr(normal, name)[b]
+        own[a] = _solve(normal.xtx[a], normal.xty[a])
+        own_sse[a] = _sse(normal, a, own[a])
+        parent[b] = a
+        version[a] += 1
+        version[b] += 1
+        for other in touching.pop(b):
+            touching[other].discard(b)
+            if other != a:
+                touching[other].add(a)
+                touching[a].add(other)
+        touching[a].discard(b)
+        for other in touching[a]:
+            first, second = min(a, other), max(a, other)
+            heapq.heappush(
+                heap, (cost(first, second), first, second, version[first], version[second])
+            )
+    root = parent.copy()
+    for index in range(root.size):
+        while root[root[index]] != root[index]:
+            root[index] = root[root[index]]
+    merged = root[regions]
+    return _connected(np.where(regions > 0, merged, 0), min_pixels=1)
