@@ -1,6 +1,7 @@
 """Strata's benchmark harness: one entry point for every suite.
 
-    python -m bench [--suite layers,quality,stereo,daemon,painterly,depth,fill] [--repeats N]
+    python -m bench [--suite layers,quality,stereo,daemon,painterly,depth,fill,redis]
+                    [--repeats N]
                     [--smoke] [--json-out FILE] [--merge]
     python -m bench --report bench/results/latest.json   # docs/benchmarks.md + charts
 
@@ -45,7 +46,7 @@ from bench.harness import (
     write_json,
 )
 
-SUITES = ("layers", "quality", "stereo", "daemon", "painterly", "depth", "fill")
+SUITES = ("layers", "quality", "stereo", "daemon", "painterly", "depth", "fill", "redis")
 DEFAULT_REPEATS = 3
 
 
@@ -242,6 +243,15 @@ def daemon_table(result: dict[str, Any]) -> str:
     )
 
 
+def run_redis(repeats: int, smoke: bool) -> dict[str, Any]:
+    """Workers on one redis-server: throughput 1-3 workers, enqueue-to-start, recovery."""
+    from bench import redis_workers
+
+    if smoke:
+        return redis_workers.measure(cost=0.05, jobs_per_worker=2, samples=3)
+    return redis_workers.measure(jobs_per_worker=4 * repeats)
+
+
 def run_painterly(repeats: int, smoke: bool) -> dict[str, Any]:
     """In a child process, so its peak RSS is the painterly stage's own."""
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as temp:
@@ -372,6 +382,7 @@ REGISTRY: dict[str, Suite] = {
     "painterly": Suite(run_painterly, painterly_table),
     "depth": Suite(run_depth, depth_table),
     "fill": Suite(run_fill, fill_table),
+    "redis": Suite(run_redis, daemon_table),
 }
 
 
