@@ -104,10 +104,7 @@ class QueueSettings(_Strict):
     backend: QueueBackend = Field(QueueBackend.SQLITE, description="where the queue lives")
     redis_url: StrictStr = Field("redis://localhost:6379/0", description="for backend redis")
     lease_seconds: StrictFloat = Field(
-        30.0,
-        gt=0.0,
-        description="backend redis: a job whose worker stops renewing its lease for this "
-        "long runs again elsewhere",
+        30.0, gt=0.0, description="backend redis: a worker silent this long loses its job"
     )
     job_timeout_seconds: StrictFloat = Field(600.0, gt=0.0, description="a longer job is stopped")
     retries: StrictInt = Field(1, ge=0, le=10, description="re-runs of a crashed/timed-out job")
