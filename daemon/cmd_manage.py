@@ -140,4 +140,13 @@ def describe(report: health.HealthReport) -> str:
             lines.append(f"consumer:     {'alive' if beat.get('consumer_alive') else 'dead'}")
         watched += [folder for folder in beat.get("watched") or [] if folder not in watched]
     lines += [f"watching:     {folder}" for folder in watched]
+    if len(report.processes) > 1:  # several machines (queue.backend: redis)
+        for process in report.processes:
+            running = process.get("running_job") or "idle"
+            state = "" if process["process_alive"] else ", GONE"
+            lines.append(
+                f"{process['role'] + ':':<14}{process.get('worker', process['host'])}, pid "
+                f"{process['pid']}, heartbeat {process['heartbeat_age_seconds']:.1f} s ago, "
+                f"{running}{state}"
+            )
     return "\n".join(lines) + "\n"

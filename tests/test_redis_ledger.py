@@ -3,6 +3,7 @@ leases across workers, two watchers, heartbeats of many processes, a restart, an
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from redis_server import RedisServer, free_port, started
 from config.errors import QueueUnreachableError
 from config.model import QueueBackend, QueueSettings
 from daemon import health
+from daemon.cmd_manage import describe
 from daemon.ledger import JobStatus
 from daemon.ledger_redis import RedisLedger
 from daemon.queue import open_queue
@@ -118,6 +120,9 @@ def test_health_lists_every_worker_with_its_heartbeat_and_job(url: str) -> None:
     assert set(workers) == {"host-a", "host-b"}
     assert workers["host-a"]["running_job"] == job_id
     assert workers["host-a"]["heartbeat_age_seconds"] < 5
+    text = describe(report)
+    assert f"host-a, pid {os.getpid()}" in text
+    assert job_id in text
     a.clear_beat("worker")
     assert {p["worker"] for p in health.check(b).processes if p["role"] == "worker"} == {"host-b"}
 
