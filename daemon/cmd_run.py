@@ -16,15 +16,17 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run",
         help="the daemon: watch the inbox and process photos (foreground)",
-        description="Watch the inbox folders and run the single consumer. launchd or "
-        "systemd supervises it; SIGTERM/SIGINT stop it gracefully.",
+        description="Watch the inbox folders and run the consumer. launchd or systemd "
+        "supervises it; SIGTERM/SIGINT stop it gracefully. With queue.backend: redis, run "
+        "--role watcher where the inbox is and --role worker on each processing machine.",
     )
     add_common_options(parser)
     parser.add_argument(
         "--role",
         choices=[role.value for role in Role],
         default=Role.BOTH.value,
-        help="both (default): watcher + consumer; watcher or worker alone",
+        help="both (default): watcher + consumer; watcher or worker alone (several "
+        "workers need queue.backend: redis)",
     )
     parser.set_defaults(handler=handle)
 
