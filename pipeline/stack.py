@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from pipeline.cuts import (
     choose_cuts,
@@ -28,7 +29,13 @@ from pipeline.depth import DepthEstimate
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.layers import FillFunction, Layer, LayerBuilder
 from pipeline.preview import fill_margins
-from pipeline.surfaces import ANALYSIS_SIDE, find_surfaces, occlusion_order, upsample
+from pipeline.surfaces import (
+    ANALYSIS_SIDE,
+    find_surfaces,
+    occlusion_order,
+    split_widest,
+    upsample,
+)
 from pipeline.timing import StageTimer
 
 MIN_ISLAND_SHARE = 0.0005
@@ -115,6 +122,7 @@ def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -
     by colour)."""
     small = downscale(nearness, ANALYSIS_SIDE)
     surfaces = find_surfaces(small, label_layers(small, cuts), ignore=ramp_mask(small))
+    surfaces = split_widest(surfaces, small, count=num_layers)
     order = occlusion_order(surfaces)
     layer_of = np.zeros(surfaces.count + 1, np.uint8)
     layer_of[order] = group_surfaces(surfaces.moments[order].T, num_layers=num_layers)
@@ -129,14 +137,10 @@ def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -
 
 
 def depth_ranges(nearness: np.ndarray, labels: np.ndarray) -> list[tuple[float, float]]:
-    """Each layer's range of nearness (0.5th to 99.5th percentile of its pixels: a few
-    mislabelled edge pixels do not stretch it)."""
-    ranges = []
-    for value in range(1, int(labels.max()) + 1):
-        own = nearness[labels == value]
-        if own.size == 0:
-            ranges.append((0.0, 0.0))
-            continue
-        low, high = np.percentile(own, [0.5, 99.5])
-        ranges.append((float(low), float(high)))
-    return ranges
+    """Each layer's range of nearness: the least and greatest of its pixels, so every
+    pixel lies in its layer's range (ranges of layers made of whole surfaces overlap
+    where a floor runs behind and in front of the objects on it)."""
+    count = int(labels.max())
+    low = ndimage.minimum(nearness, labels, index=np.arange(1, count + 1))
+    high = ndimage.maximum(nearness, labels, index=np.arange(1, count + 1))
+    return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]

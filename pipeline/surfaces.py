@@ -187,6 +187,38 @@ def _cells(seeds: np.ndarray, *, cell: int) -> np.ndarray:
     return result.astype(np.int64)
 
 
+FLAT = 0.01
+"""A region whose nearness varies less than this (standard deviation) is not split."""
+
+
+def split_widest(surfaces: Surfaces, nearness: np.ndarray, *, count: int) -> Surfaces:
+    """Split regions until there are ``count``: each time the one whose spread of
+    nearness costs most, in two at its least-error threshold (a receding floor into a
+    far and a near part). Used only where more layers are asked than surfaces found."""
+    regions = surfaces.regions.copy()
+    values = nearness.astype(np.float64)
+    while int(regions.max()) < count:
+        moments = _moments(values, regions)
+        spread = moments[:, 2] - moments[:, 1] ** 2 / np.maximum(moments[:, 0], 1.0)
+        spread[0] = 0.0
+        widest = int(np.argmax(spread))
+        if spread[widest] <= (FLAT * FLAT) * moments[widest, 0]:
+            break  # every region is flat: a split would only cut noise
+        own = regions == widest
+        ordered = np.sort(values[own])
+        n = np.arange(1, ordered.size)
+        first = np.cumsum(ordered)[:-1]
+        total = ordered.sum()
+        # between-part variance of each split (maximising it minimises the parts' spread)
+        gain = first**2 / n + (total - first) ** 2 / (ordered.size - n)
+        threshold = ordered[int(np.argmax(gain))]
+        regions[own & (values > threshold)] = int(regions.max()) + 1
+    if int(regions.max()) == surfaces.count:
+        return surfaces
+    terms = design(regions.shape)
+    return Surfaces(regions, _fit(terms, nearness, regions), _moments(values, regions))
+
+
 def occlusion_order(surfaces: Surfaces, *, band: float = 0.025) -> list[int]:
     """The regions back to front: each after every neighbour it stands in front of.
 

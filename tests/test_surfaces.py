@@ -1,0 +1,129 @@
+"""Surfaces (pipeline.surfaces) and the layers made of them (pipeline.cuts.group_surfaces):
+a floor is one surface however much depth it spans, an object standing on it another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.cuts import choose_cuts, group_surfaces, label_layers
+from pipeline.edges import ramp_mask
+from pipeline.surfaces import Surfaces, find_surfaces, occlusion_order, split_widest
+
+HEIGHT, WIDTH = 120, 160
+
+
+def floor_with_objects() -> tuple[np.ndarray, list[np.ndarray]]:
+    """A floor receding from 0.9 (bottom row) to 0.1 (top row) and two boxes standing on
+    it, each at the floor's nearness along its foot (no depth step there)."""
+    rows = np.arange(HEIGHT, dtype=np.float32)[:, None]
+    nearness = np.broadcast_to(0.1 + 0.8 * rows / (HEIGHT - 1), (HEIGHT, WIDTH)).copy()
+    boxes = []
+    for left, foot in ((30, 60), (100, 95)):
+        box = np.zeros((HEIGHT, WIDTH), bool)
+        box[foot - 35 : foot, left : left + 25] = True
+        nearness[box] = nearness[foot - 1, 0]
+        boxes.append(box)
+    return nearness.astype(np.float32), boxes
+
+
+def surfaces_of(nearness: np.ndarray, num_layers: int) -> Surfaces:
+    seeds = label_layers(nearness, choose_cuts(nearness, num_layers=num_layers))
+    return find_surfaces(nearness, seeds, ignore=ramp_mask(nearness))
+
+
+def main_region(surfaces: Surfaces, mask: np.ndarray) -> tuple[int, float]:
+    """The region holding most of ``mask``, and the share of ``mask`` it holds."""
+    values, counts = np.unique(surfaces.regions[mask], return_counts=True)
+    return int(values[np.argmax(counts)]), float(counts.max() / mask.sum())
+
+
+def test_a_floor_is_one_surface_and_each_box_on_it_another() -> None:
+    nearness, boxes = floor_with_objects()
+    surfaces = surfaces_of(nearness, 3)
+    floor = ~(boxes[0] | boxes[1])
+    floor_region, floor_share = main_region(surfaces, floor)
+    box_regions = [main_region(surfaces, box) for box in boxes]
+    assert floor_share > 0.98  # the depth thresholds' strips are joined again
+    for region, share in box_regions:
+        assert share > 0.95
+        assert region != floor_region
+    assert box_regions[0][0] != box_regions[1][0]
+
+
+def test_the_floor_is_behind_the_boxes_though_its_mean_is_nearer_than_the_far_box() -> None:
+    nearness, boxes = floor_with_objects()
+    surfaces = surfaces_of(nearness, 3)
+    floor_region, _ = main_region(surfaces, ~(boxes[0] | boxes[1]))
+    far_box, _ = main_region(surfaces, boxes[0])
+    means = surfaces.means()
+    assert means[far_box] < means[floor_region]
+    order = occlusion_order(surfaces)
+    assert order.index(floor_region) < order.index(far_box)
+
+
+def test_a_wall_seen_between_spokes_is_the_wall() -> None:
+    columns = np.arange(WIDTH, dtype=np.float32)[None, :]
+    nearness = np.broadcast_to(0.1 + 0.4 * columns / (WIDTH - 1), (HEIGHT, WIDTH)).copy()
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    radius = np.hypot(yy - 60, xx - 80)
+    wheel = (np.abs(radius - 40) < 2) | ((radius < 40) & (np.abs(yy - 60) < 1.5))
+    wheel |= (radius < 40) & (np.abs(xx - 80) < 1.5)
+    nearness[wheel] = 0.9
+    surfaces = surfaces_of(nearness.astype(np.float32), 2)
+    inside = (radius < 36) & ~wheel & (np.abs(yy - 60) > 4) & (np.abs(xx - 80) > 4)
+    outside = (radius > 44) & ~wheel
+    wall, _ = main_region(surfaces, outside)
+    between, share = main_region(surfaces, inside)
+    assert share > 0.95
+    assert between == wall
+
+
+def test_two_objects_a_small_step_apart_stay_two_surfaces() -> None:
+    nearness = np.full((HEIGHT, WIDTH), 0.1, np.float32)
+    a = np.zeros((HEIGHT, WIDTH), bool)
+    a[30:90, 30:80] = True
+    b = np.zeros_like(a)
+    b[40:100, 80:130] = True
+    nearness[a], nearness[b] = 0.45, 0.52
+    surfaces = surfaces_of(nearness, 3)
+    assert main_region(surfaces, a)[0] != main_region(surfaces, b)[0]
+
+
+def test_more_layers_than_surfaces_split_the_widest_surface_not_a_flat_one() -> None:
+    nearness, boxes = floor_with_objects()
+    surfaces = surfaces_of(nearness, 3)
+    split = split_widest(surfaces, nearness, count=surfaces.count + 1)
+    assert split.count == surfaces.count + 1
+    for box in boxes:  # the flat boxes keep one region each
+        assert main_region(split, box)[1] > 0.95
+    floor = ~(boxes[0] | boxes[1])
+    assert main_region(split, floor)[1] < 0.7  # the floor is the one cut in two
+
+    flat = Surfaces(
+        regions=np.ones((10, 10), np.int32),
+        models=np.zeros((2, 6)),
+        moments=np.array([[0, 0, 0], [100, 50, 25.0]]),
+    )
+    assert split_widest(flat, np.full((10, 10), 0.5, np.float32), count=3) is flat
+
+
+def test_grouping_keeps_the_order_and_merges_where_it_costs_least() -> None:
+    def item(pixels: float, mean: float) -> list[float]:
+        return [pixels, pixels * mean, pixels * mean * mean]
+
+    # in occlusion order: a floor (mean 0.5, behind everything), objects at 0.3, 0.62, 0.66
+    moments = np.array([item(9000, 0.5), item(300, 0.3), item(400, 0.62), item(500, 0.66)]).T
+    assert group_surfaces(moments, num_layers=4) == [1, 2, 3, 4]
+    assert group_surfaces(moments, num_layers=3) == [1, 2, 3, 3]  # the two close objects
+    assert group_surfaces(moments, num_layers=9) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("shape", [(10, 12), (12, 10)])
+def test_inputs_of_different_shapes_are_refused(shape: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="one shape"):
+        find_surfaces(
+            np.zeros((10, 10), np.float32),
+            np.ones(shape, np.uint8),
+            ignore=np.zeros((10, 10), bool),
+        )
