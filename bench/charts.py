@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import stereo
 from bench.depth_forward import TABLE_KEYS
 from bench.harness import markdown_table
 
@@ -156,6 +157,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return [
         *layer_targets(_suite(results, "layers")),
         *quality_targets(_suite(results, "quality")),
+        *stereo.targets(_suite(results, "stereo")),
         *daemon_targets(_suite(results, "daemon")),
         *painterly_targets(_suite(results, "painterly")),
     ]
@@ -461,6 +463,12 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str | None]] = [
         _section_quality,
         "bench-quality.png",
     ),
+    (
+        "stereo",
+        "Stereo: novel views of a real photo (Middlebury motorcycle) vs peer quantisers",
+        stereo.section,
+        None,
+    ),
     ("daemon", "Daemon: pickup, storm, warm vs fresh, idle", _section_daemon, None),
     ("painterly", "Painterly: real-size SD1.5 stage", _section_painterly, None),
     ("depth", "Depth stage: bare forward vs the whole estimate (2 MP)", _section_depth, None),
@@ -486,6 +494,8 @@ HOW_MEASURED = """How each suite measures (N = `--repeats`):
   of the job's wall time, the manifest's stage timings (median). Model cases time the
   model's bare forward in the same process after each job.
 - **quality** (`bench/quality.py`): deterministic scores, so N does not apply.
+- **stereo** (`bench/stereo.py`): the Middlebury motorcycle pair (scikit-image), each
+  method's layers moved to the right camera; deterministic, so N does not apply.
 - **daemon** (`bench/daemon.py`): the real `strata run` on temporary folders: 20 pickups,
   a storm of 50 photos (1024×768, depth maps beside them) against the same photos
   in-process, 20 s of idle CPU; then N + 2
