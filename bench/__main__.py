@@ -158,6 +158,8 @@ def run_layers(repeats: int, smoke: bool) -> dict[str, Any]:
 
 
 def layers_table(result: dict[str, Any]) -> str:
+    from bench import layers
+
     rows: list[list[object]] = []
     for case in result["cases"]:
         if "error" in case:
@@ -179,7 +181,7 @@ def layers_table(result: dict[str, Any]) -> str:
                 case["target"],
             ]
         )
-    return render_table(
+    table = render_table(
         [
             "case",
             "median s",
@@ -192,6 +194,8 @@ def layers_table(result: dict[str, Any]) -> str:
         ],
         rows,
     )
+    exports = layers.export_rows([c for c in result["cases"] if "error" not in c])
+    return table + ("\n\n" + render_table(layers.EXPORT_COLUMNS, exports) if exports else "")
 
 
 def run_quality(repeats: int, smoke: bool) -> dict[str, Any]:

@@ -295,6 +295,27 @@ def _section_layers(result: dict[str, Any]) -> str:
         "fill). The *2MP depth file* case (four real layers) is the pipeline's cost on "
         "realistic depth; the targets table adds it to the bare forward as the estimate "
         "for a real model job."
+    ) + _exports_part(result["cases"])
+
+
+def _exports_part(cases: list[dict[str, Any]]) -> str:
+    """The exports' own times and sizes (bench/layers.py), under the layers table."""
+    from bench.layers import EXPORT_COLUMNS, export_rows
+
+    rows = export_rows([c for c in cases if "error" not in c])
+    if not rows:
+        return ""
+    return (
+        "\n\n### Exports: layers.psd, layers.ora, scene.glb, viewer.html\n\n"
+        + markdown_table(EXPORT_COLUMNS, rows)
+        + "\n\nEach export's own time inside the job (the manifest's `exports[].seconds`), "
+        "the same photos with `exports: [psd, ora, glb, html]`; *peak RSS* is the job "
+        "process's with them (the cases' own peak is measured before). `layers.psd` is "
+        "psd-tools encoding four full-canvas RLE layers and compositing the merged image "
+        "(its composite is most of the time); `layers.ora` and `scene.glb` store the layer "
+        "PNGs as written (plus the merged image for ORA), so they cost little time but "
+        "their size again; `viewer.html` reads the PNGs beside it. So the default is "
+        "`exports: [html]`."
     )
 
 

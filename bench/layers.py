@@ -15,11 +15,18 @@ once untimed, then ``repeats`` times; the figures are the median and min–max.
   timed in the same process, interleaved. Target: whole job ≤ 1.3 × forward.
 - ``2MP model Base``: the same through a real-size Depth-Anything-V2-Base (random weights,
   built once by :func:`bench.depth_forward.build_real_size_model`).
+
+Exports (``2MP depth file`` and ``12MP full``): after the timed jobs and their peak RSS,
+``repeats`` more jobs of the same photo with every export (``psd``, ``ora``, ``glb``,
+``html``); each export's own time (the manifest's ``exports[].seconds``: median and
+min–max), its file size, and the process's peak RSS with them. The exporters' libraries are
+imported before the first timed export, as in a warm worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -36,11 +43,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from bench.harness import fmt_spread, render_table, spread
 from bench.scenes import make_scene
 from pipeline.io import save_gray16_png, to_uint8
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "layers"
 FORWARD_BUDGET = 1.3
+ALL_EXPORTS = "psd,ora,glb,html"
 
 
 @dataclass(frozen=True)
@@ -51,17 +60,18 @@ class Case:
     max_side: int
     model: str | None  # a bench.harness.DEPTH_MODELS kind, or None: a depth file
     target: str
+    exports: bool = False  # also time every export (see the module's docstring)
 
 
 CASES = [
     Case("12MP default", 4000, 3000, 2048, None, "total ≤ 3 s"),
-    Case("12MP full", 4000, 3000, 4000, None, "total ≤ 8 s, peak RSS ≤ 3 GB"),
-    Case("2MP depth file", 1732, 1155, 2048, None, "—"),
+    Case("12MP full", 4000, 3000, 4000, None, "total ≤ 8 s, peak RSS ≤ 3 GB", exports=True),
+    Case("2MP depth file", 1732, 1155, 2048, None, "—", exports=True),
     Case("2MP model", 1732, 1155, 2048, "small", "total ≤ 1.3 × forward"),
     Case("2MP model Base", 1732, 1155, 2048, "base", "total ≤ 1.3 × forward"),
 ]
 SMOKE_CASES = [
-    Case("smoke", 640, 480, 2048, None, "runs"),
+    Case("smoke", 640, 480, 2048, None, "runs", exports=True),
     Case("smoke model", 320, 240, 2048, "tiny", "runs"),
 ]
 
@@ -90,7 +100,13 @@ def make_photo(folder: Path, width: int, height: int, *, depth_file: bool) -> Pa
 def run_case(case: Case, *, repeats: int) -> dict[str, Any]:
     photo = make_photo(CACHE, case.width, case.height, depth_file=case.model is None)
     spec = json.dumps(
-        {"photo": str(photo), "max_side": case.max_side, "model": case.model, "repeats": repeats}
+        {
+            "photo": str(photo),
+            "max_side": case.max_side,
+            "model": case.model,
+            "repeats": repeats,
+            "exports": case.exports,
+        }
     )
     result = subprocess.run(
         [sys.executable, "-m", "bench.layers", "--child", spec],
@@ -122,8 +138,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         models = ModelSettings(depth=str(depth_model(spec["model"])), device="cpu")
     with tempfile.TemporaryDirectory() as out:
 
-        def job(index: int) -> dict[str, Any]:
+        def job(index: int, exports: str | None = None) -> dict[str, Any]:
             settings = JobSettings(max_side=spec["max_side"])
+            if exports is not None:
+                settings = JobSettings(max_side=spec["max_side"], exports=exports)
             task = Job(
                 job_id=f"bench-{index}",
                 mode=Mode.PHOTO_REALISTIC,
@@ -135,7 +153,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             )
             started = time.perf_counter()
             manifest = run(task, cache=cache).manifest
-            return {"wall": time.perf_counter() - started, "timings": manifest["timings"]}
+            return {
+                "wall": time.perf_counter() - started,
+                "timings": manifest["timings"],
+                "exports": manifest["exports"],
+            }
 
         job(0)
         runs = []
@@ -143,6 +165,16 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             runs.append(job(index))
             if spec["model"]:
                 forward.append(_forward_time(cache, models, spec["photo"]))
+        peak_rss_gb = _peak_rss_gb()
+        exported: list[list[dict[str, Any]]] = []
+        if spec.get("exports"):
+            # psd-tools composites the merged image on save, with a module of its own.
+            for module in ("pipeline.exports.psd", "pipeline.exports.glb", "psd_tools.composite"):
+                importlib.import_module(module)
+            exported = [
+                job(1000 + index, exports=ALL_EXPORTS)["exports"]
+                for index in range(spec["repeats"])
+            ]
     walls = [r["wall"] for r in runs]
     stages = {key: statistics.median(r["timings"][key] for r in runs) for key in runs[0]["timings"]}
     figures: dict[str, Any] = {
@@ -150,12 +182,54 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "min_s": round(min(walls), 3),
         "max_s": round(max(walls), 3),
         "stages_s": {key: round(value, 3) for key, value in stages.items()},
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
+        "peak_rss_gb": peak_rss_gb,
     }
+    if exported:
+        figures["exports"] = _export_figures(exported)
+        figures["exports_peak_rss_gb"] = _peak_rss_gb()
     if forward:
         figures["forward_s"] = round(statistics.median(forward), 3)
         figures["ratio_to_forward"] = round(figures["total_s"] / figures["forward_s"], 3)
     return figures
+
+
+def _peak_rss_gb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
+
+
+def _export_figures(runs: list[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per export: its file, its time (median, min, max of the runs) and its size."""
+    figures: dict[str, dict[str, Any]] = {}
+    for entry in runs[0]:
+        name = entry["format"]
+        seconds = [e["seconds"] for run in runs for e in run if e["format"] == name]
+        figures[name] = {
+            "file": entry["file"],
+            "seconds": spread(seconds),
+            "mb": round(entry["bytes"] / 1e6, 3),
+        }
+    return figures
+
+
+EXPORT_COLUMNS = ["case", "export", "file", "median s (min–max)", "MB", "peak RSS GB"]
+
+
+def export_rows(cases: list[dict[str, Any]]) -> list[list[object]]:
+    """The export table's rows, one per case and export (cases that timed them)."""
+    rows: list[list[object]] = []
+    for case in cases:
+        for name, figures in case.get("exports", {}).items():
+            rows.append(
+                [
+                    case["case"],
+                    name,
+                    figures["file"],
+                    fmt_spread(figures["seconds"]),
+                    figures["mb"],
+                    case["exports_peak_rss_gb"],
+                ]
+            )
+    return rows
 
 
 def _forward_time(cache: Any, models: Any, photo: str) -> float:
@@ -187,6 +261,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{row['case']:<15} {row['total_s']:>9} {row['min_s']:>6}–{row['max_s']:<6} "
             f"{row['peak_rss_gb']:>8}  {stages}{extra}  [{row['target']}]"
         )
+    exports = export_rows(rows)
+    if exports:
+        print("\nexports\n" + render_table(EXPORT_COLUMNS, exports))
 
 
 def main(argv: list[str] | None = None) -> int:

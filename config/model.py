@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 
 class Mode(StrEnum):
@@ -27,6 +37,15 @@ class DepthMapKind(StrEnum):
 class Structure(StrEnum):
     CONTROLNET = "controlnet"
     NONE = "none"
+
+
+class Export(StrEnum):
+    """Extra files for layered-art tools, in the order they are written."""
+
+    PSD = "psd"  # layers.psd: Photoshop, After Effects, Krita, GIMP, Affinity
+    ORA = "ora"  # layers.ora: OpenRaster (Krita, GIMP, MyPaint)
+    GLB = "glb"  # scene.glb: glTF cards and a camera (Blender, three.js, game engines)
+    HTML = "html"  # viewer.html: the stack moved by the pointer, beside the layer PNGs
 
 
 class Device(StrEnum):
@@ -84,6 +103,29 @@ class JobSettings(_Strict):
     priority: StrictInt = Field(
         0, ge=-100, le=100, description="daemon: pending jobs run higher first"
     )
+    exports: tuple[Export, ...] = Field(
+        (Export.HTML,), description="extra files for layered-art tools (see Exports); [] for none"
+    )
+
+    @field_validator("exports", mode="before")
+    @classmethod
+    def _export_names(cls, value: Any) -> Any:
+        """``psd,html`` (``--set exports=psd,html``, ``exports: psd``) is a list of names;
+        a name outside :class:`Export` is refused here, so the error names the key."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            allowed = {export.value for export in Export}
+            if any(not isinstance(item, str) or item not in allowed for item in value):
+                raise ValueError("unknown export")
+        return value
+
+    @field_validator("exports")
+    @classmethod
+    def _export_order(cls, value: tuple[Export, ...]) -> tuple[Export, ...]:
+        """Each export once, in :class:`Export`'s order: ``[html, psd]`` and ``[psd, html]``
+        are the same job (the same duplicate fingerprint)."""
+        return tuple(export for export in Export if export in value)
 
 
 class WatchSettings(_Strict):

@@ -47,9 +47,15 @@ def describe_field(info: FieldInfo) -> str:
         annotation = get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         text = "one of " + ", ".join(str(m.value) for m in annotation)
+    elif get_origin(annotation) is tuple and _is_enum(get_args(annotation)[0]):
+        text = "a list of " + ", ".join(str(m.value) for m in get_args(annotation)[0])
     else:
         text = _TYPE_WORDS.get(annotation, "a path") + _bounds(info)
     return text + (" or null" if optional else "")
+
+
+def _is_enum(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Enum)
 
 
 def _bounds(info: FieldInfo) -> str:
@@ -101,6 +107,8 @@ def settings_table(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> str
         default = info.default
         if isinstance(default, Enum):
             default = default.value
+        elif isinstance(default, tuple):
+            default = "[" + ", ".join(str(getattr(item, "value", item)) for item in default) + "]"
         if info.is_required():
             shown = "`<repo>/" + dotted.replace("_dir", "") + "`"
         elif default is None:

@@ -204,4 +204,18 @@ def describe(record: JobRecord) -> str:
 def _manifest_summary(manifest: dict[str, Any]) -> str:
     layers = manifest.get("layers") or []
     names = ", ".join(str(layer.get("file")) for layer in layers if isinstance(layer, dict))
-    return f"layers:       {manifest.get('layer_count', len(layers))} ({names})\n"
+    text = f"layers:       {manifest.get('layer_count', len(layers))} ({names})\n"
+    exports = [e for e in manifest.get("exports") or [] if isinstance(e, dict)]
+    if exports:
+        files = ", ".join(f"{e.get('file')} ({_size(e.get('bytes'))})" for e in exports)
+        text += f"exports:      {files}\n"
+    return text
+
+
+def _size(count: Any) -> str:
+    """``6.2 kB``, ``13.7 MB``: decimal units, as the Finder shows file sizes."""
+    if not isinstance(count, int):
+        return "?"
+    if count < 1000:
+        return f"{count} B"
+    return f"{count / 1000:.1f} kB" if count < 1_000_000 else f"{count / 1_000_000:.1f} MB"

@@ -22,6 +22,7 @@ import yaml
 
 from config.errors import OutputError
 from pipeline.depth import DepthEstimate
+from pipeline.exports import ExportStack, write_exports
 from pipeline.io import DecodedImage, pack_8bit, save_encoded, save_png, save_rgb_png
 from pipeline.job import Job, JobResult
 from pipeline.layers import Layer
@@ -74,9 +75,12 @@ def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
             shutil.rmtree(temp)
         temp.mkdir()
         started = time.perf_counter()
-        stats = _write_files(temp, job, outputs)
+        stats, packed = _write_files(temp, job, outputs)
         timer.add("write", time.perf_counter() - started)
-        manifest = build_manifest(job, outputs, timer, stats)
+        started = time.perf_counter()
+        exports = _write_exports(temp, job, outputs, packed)
+        timer.add("exports", time.perf_counter() - started)
+        manifest = build_manifest(job, outputs, timer, stats, exports)
         _write_json(temp / MANIFEST, manifest)
         final = _claim_destination(temp, root, job)
     except OSError as exc:
@@ -87,7 +91,11 @@ def write_job(job: Job, outputs: JobOutputs, *, timer: StageTimer) -> JobResult:
 
 
 def build_manifest(
-    job: Job, outputs: JobOutputs, timer: StageTimer, stats: list[LayerStats]
+    job: Job,
+    outputs: JobOutputs,
+    timer: StageTimer,
+    stats: list[LayerStats],
+    exports: list[dict[str, Any]],
 ) -> dict[str, Any]:
     height, width = outputs.working.shape[:2]
     source_width, source_height = outputs.decoded.source_size
@@ -118,6 +126,7 @@ def build_manifest(
             "native_size": list(outputs.depth.native_size),
         },
         "fill": outputs.fill,
+        "exports": exports,
     }
     if outputs.painterly is not None:
         manifest["painterly"] = outputs.painterly
@@ -135,9 +144,11 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
     return models
 
 
-def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats]:
-    """Every file but the manifest; returns the manifest's layer figures, worked out
-    while the files are encoded."""
+def _write_files(
+    folder: Path, job: Job, outputs: JobOutputs
+) -> tuple[list[LayerStats], list[np.ndarray]]:
+    """Every file but the exports and the manifest; returns the manifest's layer figures,
+    worked out while the files are encoded, and the layers' 8-bit pixels as written."""
     count = len(outputs.layers)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         stats = pool.submit(layer_stats, outputs.layers, outputs.depth_ranges, outputs.parallax)
@@ -165,7 +176,24 @@ def _write_files(folder: Path, job: Job, outputs: JobOutputs) -> list[LayerStats
     if outputs.depth_file is not None:
         _copy(outputs.depth_file, folder / outputs.depth_file.name)
     _write_settings(folder / "settings.yaml", job)
-    return stats.result()
+    return stats.result(), packed
+
+
+def _write_exports(
+    folder: Path, job: Job, outputs: JobOutputs, packed: list[np.ndarray]
+) -> list[dict[str, Any]]:
+    """The files the job's ``exports`` asks for, beside the layers (see pipeline.exports)."""
+    count = len(outputs.layers)
+    files = [folder / layer_file(index, count) for index in range(1, count + 1)]
+    stack = ExportStack(
+        title=job.stem,
+        names=[path.stem for path in files],
+        files=files,
+        pixels=packed,
+        parallax=outputs.parallax,
+        working=outputs.working,
+    )
+    return write_exports(stack, folder, job.settings.exports)
 
 
 def _save_when_encoded(path: Path, encoded: Future[bytes]) -> None:
