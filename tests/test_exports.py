@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from pipeline import Job, run
 from pipeline.io import save_gray16_png
 
 ALL = "psd,ora,glb,html"
+REPO = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 320, 240
 
 
@@ -308,3 +311,25 @@ def test_glb_cards_fill_the_camera_view_at_their_parallax_depths(job: Path) -> N
     shares = (disparity - disparity[0]) / (disparity[-1] - disparity[0])
     parallax = [layer["parallax"] for layer in manifest_of(job)["layers"]]
     assert np.allclose(shares, parallax, atol=2e-3)
+
+
+def test_the_default_export_loads_no_export_library(tmp_path: Path) -> None:
+    """psd-tools and pygltflib cost a cold `strata process` ~0.3 s to import: only a job
+    that asks for their file loads them."""
+    code = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from config.model import Export\n"
+        "from pipeline.exports import ExportStack, write_exports\n"
+        f"folder = Path({str(tmp_path)!r})\n"
+        "pixels = np.zeros((4, 4, 4), np.uint8)\n"
+        "stack = ExportStack('t', ['Layer_1_background'], [folder / 'Layer_1_background.png'],"
+        " [pixels], [0.0], np.zeros((4, 4, 3), np.float32))\n"
+        "write_exports(stack, folder, [Export.HTML])\n"
+        "print(sorted(m for m in ('psd_tools', 'pygltflib') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip() == "[]"
+    assert (tmp_path / "viewer.html").is_file()

@@ -16,6 +16,7 @@ layers``); they are why the default is ``[html]`` alone.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -52,16 +53,12 @@ class ExportStack:
         return to_uint8(self.working)
 
 
-def _writers() -> dict[Export, Callable[[ExportStack, Path], Path]]:
-    # Imported when used: a job that asks for no PSD never loads psd-tools.
-    from pipeline.exports import glb, html, ora, psd
-
-    return {
-        Export.PSD: psd.write,
-        Export.ORA: ora.write,
-        Export.GLB: glb.write,
-        Export.HTML: html.write,
-    }
+def _writer(export: Export) -> Callable[[ExportStack, Path], Path]:
+    """The module named as the export (``pipeline.exports.psd`` for ``psd``), imported when
+    used: a job that asks for no PSD never loads psd-tools."""
+    module = importlib.import_module(f"{__name__}.{export.value}")
+    writer: Callable[[ExportStack, Path], Path] = module.write
+    return writer
 
 
 def write_exports(
@@ -70,13 +67,12 @@ def write_exports(
     """Write each asked export into ``folder``; returns the manifest's ``exports`` entries
     (format, file, bytes, seconds), in :class:`~config.model.Export`'s order."""
     wanted = set(exports)
-    writers = _writers() if wanted else {}
     entries: list[dict[str, Any]] = []
     for export in Export:
         if export not in wanted:
             continue
         started = time.perf_counter()
-        path = writers[export](stack, folder)
+        path = _writer(export)(stack, folder)
         entries.append(
             {
                 "format": export.value,
