@@ -258,7 +258,71 @@ def open_ledger(
     return Ledger.in_state_dir(state_dir)
 
 
-class Ledger:
+class JobTransitions:
+    """What each ledger records when a job's inputs are known and when it ends, in the
+    column names both ledgers share; a ledger stores them (``_store_inputs``, ``_finish``)."""
+
+    def _store_inputs(self, job_id: str, **values: Any) -> None:
+        raise NotImplementedError
+
+    def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
+        raise NotImplementedError
+
+    def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None:
+        painterly = mode == "painterly"
+        self._store_inputs(
+            job_id,
+            input_sha256=inputs.input_sha256,
+            settings_key=inputs.settings_key,
+            settings=json.dumps(inputs.settings),
+            priority=inputs.priority,
+            num_layers=inputs.settings.get("num_layers"),
+            painterly_style=inputs.settings.get("style") if painterly else None,
+            painterly_strength=inputs.settings.get("strength") if painterly else None,
+            painterly_seed=inputs.settings.get("seed") if painterly else None,
+        )
+
+    def complete(
+        self,
+        job_id: str,
+        *,
+        output_dir: Path,
+        manifest: dict[str, Any],
+        duplicate_of: str | None = None,
+    ) -> None:
+        self._finish(
+            job_id,
+            JobStatus.COMPLETED,
+            output_dir=str(output_dir),
+            result_manifest=json.dumps(manifest),
+            duplicate_of=duplicate_of,
+            error_message=None,
+            error_hint=None,
+            error_stage=None,
+        )
+
+    def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None:
+        self._finish(
+            job_id,
+            JobStatus.FAILED,
+            output_dir=str(output_dir) if output_dir else None,
+            error_message=failure.reason,
+            error_hint=failure.hint,
+            error_stage=failure.stage,
+        )
+
+    def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None:
+        self._finish(
+            job_id,
+            JobStatus.CANCELLED,
+            output_dir=str(output_dir) if output_dir else None,
+            error_message="The job was cancelled.",
+            error_hint=None,
+            error_stage="cancelled",
+        )
+
+
+class Ledger(JobTransitions):
     """Thread-safe access to ``state_dir/ledger.db`` (WAL, busy timeout)."""
 
     def __init__(self, path: Path) -> None:
@@ -448,60 +512,8 @@ class Ledger:
         )
         return self.get(job_id) if claimed else None
 
-    def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None:
-        painterly = mode == "painterly"
-        self._update(
-            job_id,
-            "1",
-            (),
-            input_sha256=inputs.input_sha256,
-            settings_key=inputs.settings_key,
-            settings=json.dumps(inputs.settings),
-            priority=inputs.priority,
-            num_layers=inputs.settings.get("num_layers"),
-            painterly_style=inputs.settings.get("style") if painterly else None,
-            painterly_strength=inputs.settings.get("strength") if painterly else None,
-            painterly_seed=inputs.settings.get("seed") if painterly else None,
-        )
-
-    def complete(
-        self,
-        job_id: str,
-        *,
-        output_dir: Path,
-        manifest: dict[str, Any],
-        duplicate_of: str | None = None,
-    ) -> None:
-        self._finish(
-            job_id,
-            JobStatus.COMPLETED,
-            output_dir=str(output_dir),
-            result_manifest=json.dumps(manifest),
-            duplicate_of=duplicate_of,
-            error_message=None,
-            error_hint=None,
-            error_stage=None,
-        )
-
-    def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None:
-        self._finish(
-            job_id,
-            JobStatus.FAILED,
-            output_dir=str(output_dir) if output_dir else None,
-            error_message=failure.reason,
-            error_hint=failure.hint,
-            error_stage=failure.stage,
-        )
-
-    def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None:
-        self._finish(
-            job_id,
-            JobStatus.CANCELLED,
-            output_dir=str(output_dir) if output_dir else None,
-            error_message="The job was cancelled.",
-            error_hint=None,
-            error_stage="cancelled",
-        )
+    def _store_inputs(self, job_id: str, **values: Any) -> None:
+        self._update(job_id, "1", (), **values)
 
     def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
         job = self.get(job_id)

@@ -38,12 +38,12 @@ from config.errors import QueueUnreachableError
 from daemon.ledger import (
     ACTIVE,
     Heartbeat,
-    JobFailure,
     JobInputs,
     JobNotFoundError,
     JobRecord,
     JobStateError,
     JobStatus,
+    JobTransitions,
     now_iso,
     seconds_between,
 )
@@ -127,7 +127,7 @@ return 1
 """
 
 
-class RedisLedger:
+class RedisLedger(JobTransitions):
     """The ledger on a Redis server; ``owner`` names this worker in leases and beats."""
 
     def __init__(
@@ -394,58 +394,8 @@ class RedisLedger:
                 )
         return back
 
-    def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None:
-        painterly = mode == "painterly"
-        self._update(
-            job_id,
-            input_sha256=inputs.input_sha256,
-            settings_key=inputs.settings_key,
-            settings=json.dumps(inputs.settings),
-            priority=inputs.priority,
-            num_layers=inputs.settings.get("num_layers"),
-            painterly_style=inputs.settings.get("style") if painterly else None,
-            painterly_strength=inputs.settings.get("strength") if painterly else None,
-            painterly_seed=inputs.settings.get("seed") if painterly else None,
-        )
-
-    def complete(
-        self,
-        job_id: str,
-        *,
-        output_dir: Path,
-        manifest: dict[str, Any],
-        duplicate_of: str | None = None,
-    ) -> None:
-        self._finish(
-            job_id,
-            JobStatus.COMPLETED,
-            output_dir=str(output_dir),
-            result_manifest=json.dumps(manifest),
-            duplicate_of=duplicate_of,
-            error_message=None,
-            error_hint=None,
-            error_stage=None,
-        )
-
-    def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None:
-        self._finish(
-            job_id,
-            JobStatus.FAILED,
-            output_dir=str(output_dir) if output_dir else None,
-            error_message=failure.reason,
-            error_hint=failure.hint,
-            error_stage=failure.stage,
-        )
-
-    def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None:
-        self._finish(
-            job_id,
-            JobStatus.CANCELLED,
-            output_dir=str(output_dir) if output_dir else None,
-            error_message="The job was cancelled.",
-            error_hint=None,
-            error_stage="cancelled",
-        )
+    def _store_inputs(self, job_id: str, **values: Any) -> None:
+        self._update(job_id, **values)
 
     def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
         row = self._raw(job_id)
