@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from pipeline.cuts import (
     choose_cuts,
@@ -140,7 +139,8 @@ def depth_ranges(nearness: np.ndarray, labels: np.ndarray) -> list[tuple[float, 
     """Each layer's range of nearness: the least and greatest of its pixels, so every
     pixel lies in its layer's range (ranges of layers made of whole surfaces overlap
     where a floor runs behind and in front of the objects on it)."""
-    count = int(labels.max())
-    low = ndimage.minimum(nearness, labels, index=np.arange(1, count + 1))
-    high = ndimage.maximum(nearness, labels, index=np.arange(1, count + 1))
-    return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
+    ranges = []
+    for value in range(1, int(labels.max()) + 1):
+        own = nearness[labels == value]
+        ranges.append((float(own.min()), float(own.max())) if own.size else (0.0, 0.0))
+    return ranges

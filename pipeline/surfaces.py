@@ -143,18 +143,20 @@ def find_surfaces(
 
 def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
     """``surfaces.regions`` brought to ``nearness``'s (larger) size: nearest-neighbour,
-    then each pixel near a region boundary takes, of the regions within one analysis
-    pixel, the one whose surface predicts its own nearness best, so edges follow the
-    full-size depth rather than the analysis grid."""
+    then each pixel near a region boundary takes, of its own region and those one analysis
+    pixel away on either axis, the one whose surface predicts its nearness best, so edges
+    follow the full-size depth rather than the analysis grid."""
     height, width = nearness.shape
     small = surfaces.regions
     if small.shape == (height, width):
         return small
     up = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
     step = math.ceil(max(height / small.shape[0], width / small.shape[1]))
-    kernel = np.ones((2 * step + 1, 2 * step + 1), np.uint8)
-    as_float = up.astype(np.float32)  # exact for region numbers below 2**24
-    edge = cv2.dilate(as_float, kernel) != cv2.erode(as_float, kernel)
+    # pixels near a boundary: found on the analysis grid (one cell each way), then enlarged
+    as_float = small.astype(np.float32)  # exact for region numbers below 2**24
+    square = np.ones((3, 3), np.uint8)
+    boundary = (cv2.dilate(as_float, square) != cv2.erode(as_float, square)).astype(np.uint8)
+    edge = cv2.resize(boundary, (width, height), interpolation=cv2.INTER_NEAREST) > 0
     ys, xs = np.nonzero(edge)
     if ys.size == 0:
         return up
@@ -165,13 +167,12 @@ def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
     values = nearness[ys, xs]
     best = up[ys, xs]
     error = np.where(best > 0, np.abs(np.einsum("nk,nk->n", terms, models[best]) - values), np.inf)
-    for dy in (-step, 0, step):
-        for dx in (-step, 0, step):
-            candidate = up[np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)]
-            candidate_error = np.abs(np.einsum("nk,nk->n", terms, models[candidate]) - values)
-            better = (candidate > 0) & (candidate_error < error)
-            best = np.where(better, candidate, best)
-            error = np.where(better, candidate_error, error)
+    for dy, dx in ((-step, 0), (step, 0), (0, -step), (0, step)):
+        candidate = up[np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)]
+        candidate_error = np.abs(np.einsum("nk,nk->n", terms, models[candidate]) - values)
+        better = (candidate > 0) & (candidate_error < error)
+        best = np.where(better, candidate, best)
+        error = np.where(better, candidate_error, error)
     up[ys, xs] = best
     return up
 
@@ -584,14 +585,27 @@ def _merge(
         touching.setdefault(b, set()).add(a)
     version = np.zeros(normal.pixels.size, np.int64)
 
-    def cost(a: int, b: int) -> float:
+    def costs(a: int, others: list[int]) -> np.ndarray:
+        """The price of merging ``a`` with each of ``others`` (one batched solve)."""
+        b = np.asarray(others)
         xtx, xty = normal.xtx[a] + normal.xtx[b], normal.xty[a] + normal.xty[b]
         joint = _solve(xtx, xty)
-        extra = float(_sse(normal, a, joint) - own_sse[a] + _sse(normal, b, joint) - own_sse[b])
-        return extra / max(float(min(normal.pixels[a], normal.pixels[b])), 1.0)
+        extra = (
+            _sse(normal, np.full(b.size, a), joint)
+            - own_sse[a]
+            + _sse(normal, b, joint)
+            - own_sse[b]
+        )
+        smaller = np.maximum(np.minimum(normal.pixels[a], normal.pixels[b]), 1.0)
+        result: np.ndarray = extra / smaller
+        return result
 
     limit = tolerance * tolerance
-    heap = [(cost(a, b), a, b, 0, 0) for a in touching for b in touching[a] if a < b]
+    heap = []
+    for a, around in touching.items():
+        later = sorted(b for b in around if b > a)
+        if later:
+            heap += [(float(c), a, b, 0, 0) for c, b in zip(costs(a, later), later, strict=True)]
     heapq.heapify(heap)
     while heap:
         price, a, b, version_a, version_b = heapq.heappop(heap)
@@ -613,14 +627,20 @@ def _merge(
                 touching[other].add(a)
                 touching[a].add(other)
         touching[a].discard(b)
-        for other in touching[a]:
-            first, second = min(a, other), max(a, other)
-            heapq.heappush(
-                heap, (cost(first, second), first, second, version[first], version[second])
-            )
+        neighbours = sorted(touching[a])
+        if neighbours:
+            for price_now, other in zip(costs(a, neighbours), neighbours, strict=True):
+                first, second = min(a, other), max(a, other)
+                entry = (float(price_now), first, second, version[first], version[second])
+                heapq.heappush(heap, entry)
+    merged = _roots(parent)[regions]
+    return _connected(np.where(regions > 0, merged, 0), min_pixels=1)
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """Each index's root in a union-find ``parent`` array."""
     root = parent.copy()
     for index in range(root.size):
         while root[root[index]] != root[index]:
             root[index] = root[root[index]]
-    merged = root[regions]
-    return _connected(np.where(regions > 0, merged, 0), min_pixels=1)
+    return root
