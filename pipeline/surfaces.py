@@ -4,22 +4,26 @@ In disparity (nearness), every plane of the world is an affine function of the p
 coordinates, so a floor or a wall receding across the frame is one smooth surface however
 much of the depth range it spans, and an object standing on the floor is another, even
 where the two meet with no step in depth (the object rises while the floor recedes).
-Layers are then made of whole surfaces (:func:`pipeline.cuts.group_surfaces`), so a floor
-is not sliced into strips by global depth thresholds.
+Layers are then made of whole surfaces (:func:`pipeline.cuts.group_surfaces`, in
+:func:`occlusion_order`), so a floor is not sliced into strips by global depth thresholds.
 
 :func:`find_surfaces` fits one quadratic surface (an affine plane plus a little curvature
-for lens distortion and model bias) per region and alternates, as k-means does with
-means:
+for lens distortion and model bias) per region, in two stages:
 
-1. every pixel takes, of the surfaces found near it, the one that predicts its nearness
-   best; the regions are then made connected and speckle is given back;
-2. every surface is refitted to its pixels;
+1. **fit** (:func:`_fit_regions`), from small seed cells: neighbouring regions merge,
+   cheapest first, while one surface explains both about as well as their own (the
+   least-squares cost of the merge, per pixel of the smaller, below ``merge_tolerance``
+   squared): the strips of a floor become one floor, two objects a step apart stay two.
+   Then, as k-means does with means, every pixel takes the nearby surface that predicts
+   it best and every surface is refitted; twice over.
+2. **tidy** (:func:`_tidy`): pieces of one surface that a single quadratic cannot follow
+   (a model's slow bias) are joined where they continue each other; a peak the blur left
+   without a flat top becomes a region (a small object); a region lying on a much larger
+   one's surface joins it (the wall seen between spokes); fragments go to the surface that
+   explains them, or stay when none does.
 
-then merges neighbouring regions whose joint surface explains both about as well as their
-own (the least-squares cost of the merge, per pixel of the smaller, below
-``merge_tolerance`` squared): the strips of a floor become one floor, two objects a step
-apart stay two. Ramps (where the depth map blurs across an object's edge) belong to no
-surface; they are left to :func:`pipeline.edges.assign_ramps`.
+Ramps (where the depth map blurs across an object's edge) belong to no surface; they are
+left to :func:`pipeline.edges.assign_ramps`.
 """
 
 from __future__ import annotations
@@ -90,12 +94,16 @@ def find_surfaces(
 ) -> Surfaces:
     """Split ``nearness`` into regions that each follow one smooth surface.
 
-    ``seeds`` is any label map to start from (the depth-threshold layers); its connected
-    pieces are the first regions. ``ignore`` marks pixels that belong to no surface
-    (ramps). A pixel may move to a surface found within ``reach`` pixels; regions
-    smaller than ``min_pixels`` are speckle. Two neighbouring regions merge when fitting
-    one surface to both costs at most ``merge_tolerance`` (in nearness, RMS over the
-    smaller region) more than fitting each its own."""
+    ``seeds`` is any label map to start from (the depth-threshold layers); its pieces
+    within ``cell``-pixel squares are the first regions. ``ignore`` marks pixels that
+    belong to no surface (ramps). A pixel may move to a surface found within ``reach``
+    pixels; regions smaller than ``min_pixels`` are speckle. Two neighbouring regions
+    merge when fitting one surface to both costs at most ``merge_tolerance`` (in
+    nearness, RMS over the smaller region) more than fitting each its own; pieces meeting
+    within ``band`` (a share of the longer side) join where their surfaces differ there by
+    at most ``join_tolerance``, if both hold ``join_share`` of the pixels. Regions under
+    ``min_share`` of the pixels are fragments: they join a neighbour that predicts them
+    within ``keep_tolerance``, and otherwise stay (a small object)."""
     if nearness.shape != seeds.shape or nearness.shape != ignore.shape:
         raise ValueError(
             f"nearness {nearness.shape}, seeds {seeds.shape} and ignore {ignore.shape} "
@@ -103,20 +111,78 @@ def find_surfaces(
         )
     terms = design(nearness.shape)
     values = nearness.astype(np.float32)
-    regions = _connected(
+    first = _connected(
         np.where(ignore, 0, _cells(seeds.astype(np.int32), cell=cell)), min_pixels=min_pixels
     )
+    fitted = _fit_regions(
+        terms,
+        values,
+        first,
+        ignore=ignore,
+        rounds=rounds,
+        iterations=iterations,
+        reach=reach,
+        tolerance=merge_tolerance,
+        min_pixels=min_pixels,
+    )
+    width = max(1, round(band * max(nearness.shape)))
+    regions = _tidy(
+        terms,
+        values,
+        fitted,
+        ignore=ignore,
+        width=width,
+        tolerance=join_tolerance,
+        keep_tolerance=keep_tolerance,
+        join_min=max(min_region, round(join_share * nearness.size)),
+        fragment=max(min_region, round(min_share * nearness.size)),
+        min_region=min_region,
+    )
+    models = _fit(terms, values, regions)
+    return Surfaces(regions, models, _moments(values, regions))
+
+
+def _fit_regions(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    rounds: int,
+    iterations: int,
+    reach: int,
+    tolerance: float,
+    min_pixels: int,
+) -> np.ndarray:
+    """Stage 1 of :func:`find_surfaces`: merge cheapest first, then move pixels to the
+    surface that predicts them best and refit, ``rounds`` times."""
     for _ in range(rounds):
-        regions = _merge(terms, values, regions, tolerance=merge_tolerance)
+        regions = _merge(terms, values, regions, tolerance=tolerance)
         for _ in range(iterations):
             models = _fit(terms, values, regions)
             regions = _reassign(terms, values, regions, models, ignore=ignore, reach=reach)
             regions = _connected(regions, min_pixels=min_pixels)
+    return regions
+
+
+def _tidy(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    width: int,
+    tolerance: float,
+    keep_tolerance: float,
+    join_min: int,
+    fragment: int,
+    min_region: int,
+) -> np.ndarray:
+    """Stage 2 of :func:`find_surfaces`: join continuations, add peaks, adopt regions
+    lying on larger ones, give back speckle and settle fragments."""
     models = _fit(terms, values, regions)
-    width = max(1, round(band * max(nearness.shape)))
-    join_min = max(min_region, round(join_share * nearness.size))
     regions = _join_continuations(
-        terms, regions, models, band=width, tolerance=join_tolerance, min_pixels=join_min
+        terms, regions, models, band=width, tolerance=tolerance, min_pixels=join_min
     )
     regions = _add_peaks(
         terms,
@@ -124,21 +190,14 @@ def find_surfaces(
         regions,
         ignore=ignore,
         reach=width,
-        tolerance=join_tolerance,
+        tolerance=tolerance,
         min_pixels=min_region,
     )
-    regions = _adopt(terms, values, regions, tolerance=join_tolerance)
+    regions = _adopt(terms, values, regions, tolerance=tolerance)
     regions = _absorb_small(regions, ignore=ignore, min_pixels=min_region)
-    regions = _settle_fragments(
-        terms,
-        values,
-        regions,
-        reach=width,
-        tolerance=keep_tolerance,
-        min_pixels=max(min_region, round(min_share * nearness.size)),
+    return _settle_fragments(
+        terms, values, regions, reach=width, tolerance=keep_tolerance, min_pixels=fragment
     )
-    models = _fit(terms, values, regions)
-    return Surfaces(regions, models, _moments(values, regions))
 
 
 def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
