@@ -217,19 +217,33 @@ def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
     boundary = (cv2.dilate(as_float, square) != cv2.erode(as_float, square)).astype(np.uint8)
     edge = cv2.resize(boundary, (width, height), interpolation=cv2.INTER_NEAREST) > 0
     ys, xs = np.nonzero(edge)
+    offsets = ((-step, 0), (step, 0), (0, -step), (0, step))
+    candidates = [
+        up[np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)] for dy, dx in offsets
+    ]
+    own = up[ys, xs]
+    contested = np.logical_or.reduce([c != own for c in candidates]) if candidates else own < 0
+    ys, xs, own = ys[contested], xs[contested], own[contested]
+    candidates = [c[contested] for c in candidates]
     if ys.size == 0:
         return up
-    u = (xs + 0.5) / width * 2.0 - 1.0
-    v = (ys + 0.5) / height * 2.0 - 1.0
-    terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1).astype(np.float32)
+    u = ((xs + 0.5) / width * 2.0 - 1.0).astype(np.float32)
+    v = ((ys + 0.5) / height * 2.0 - 1.0).astype(np.float32)
     models = surfaces.models.astype(np.float32)
     values = nearness[ys, xs]
-    best = up[ys, xs]
-    error = np.where(best > 0, np.abs(np.einsum("nk,nk->n", terms, models[best]) - values), np.inf)
-    for dy, dx in ((-step, 0), (step, 0), (0, -step), (0, step)):
-        candidate = up[np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)]
-        candidate_error = np.abs(np.einsum("nk,nk->n", terms, models[candidate]) - values)
-        better = (candidate > 0) & (candidate_error < error)
+
+    def error_of(regions: np.ndarray) -> np.ndarray:
+        m = models[regions]
+        predicted = (
+            m[:, 0] + u * (m[:, 1] + u * m[:, 3] + v * m[:, 4]) + v * (m[:, 2] + v * m[:, 5])
+        )
+        result: np.ndarray = np.where(regions > 0, np.abs(predicted - values), np.inf)
+        return result
+
+    best, error = own, error_of(own)
+    for candidate in candidates:
+        candidate_error = error_of(candidate)
+        better = candidate_error < error
         best = np.where(better, candidate, best)
         error = np.where(better, candidate_error, error)
     up[ys, xs] = best

@@ -342,7 +342,7 @@ def test_polling_mode_picks_up_a_dropped_folder_as_a_batch(daemon_env: DaemonEnv
 @pytest.mark.slow
 def test_a_job_past_its_timeout_fails_and_the_worker_comes_back(daemon_env: DaemonEnv) -> None:
     daemon_env.settings["defaults"] = {"max_side": 4096}
-    daemon_env.settings["queue"] = {"job_timeout_seconds": 0.5, "retries": 0}
+    daemon_env.settings["queue"] = {"job_timeout_seconds": 2.0, "retries": 0}
     daemon_env.start()
     drop(daemon_env, "slow.jpg", seed=91, size=(4000, 3000))
     wait_for(lambda: daemon_env.all_done(1), timeout=60, what="the timeout")
