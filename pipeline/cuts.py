@@ -204,6 +204,61 @@ def group_surfaces(moments: np.ndarray, *, num_layers: int) -> list[int]:
     return [1 + int(np.searchsorted(edges, index, side="right")) for index in range(count)]
 
 
+def regroup_surfaces(
+    layer_of: np.ndarray,
+    moments: np.ndarray,
+    *,
+    occludes: list[tuple[int, int]],
+    num_layers: int,
+) -> np.ndarray:
+    """Move whole surfaces to the layer where they cost least parallax error, as k-means
+    moves a point to its nearest mean, while every surface stays in front of those it
+    occludes; returns the new ``layer_of``.
+
+    :func:`group_surfaces` keeps one back-to-front sequence, but a surface that only meets
+    another (a wall standing on the floor) may go in front of it or behind: a sequence
+    forces the far right wall into the background because the floor lies between it and
+    the shelf standing on the same floor. ``layer_of`` gives each surface's layer (index 0
+    unused), ``moments`` is (n + 1, 3) as :class:`pipeline.surfaces.Surfaces` has them and
+    ``occludes`` the ``(front, back)`` pairs whose order must hold. No layer is emptied."""
+    layer_of = layer_of.copy()
+    sums = np.zeros((num_layers + 1, 3))
+    np.add.at(sums, layer_of, moments)
+    behind = [[b for f, b in occludes if f == r] for r in range(len(layer_of))]
+    ahead = [[f for f, b in occludes if b == r] for r in range(len(layer_of))]
+    present = moments[:, 0] > 0
+    present[0] = False  # row 0: the pixels of no surface
+    moved = True
+    while moved:
+        moved = False
+        for region in range(1, len(layer_of)):
+            here = int(layer_of[region])
+            if moments[region, 0] <= 0 or np.count_nonzero(present & (layer_of == here)) == 1:
+                continue
+            low = max((int(layer_of[b]) for b in behind[region]), default=1)
+            high = min((int(layer_of[f]) for f in ahead[region]), default=num_layers)
+            own = moments[region]
+            leaving = _spread(sums[here]) - _spread(sums[here] - own)
+            gains = [
+                (leaving - (_spread(sums[k] + own) - _spread(sums[k])), k)
+                for k in range(low, high + 1)
+                if k != here
+            ]
+            gain, target = max(gains, default=(0.0, here))
+            if gain > 1e-12 * max(float(sums[:, 0].sum()), 1.0):
+                sums[here] -= own
+                sums[target] += own
+                layer_of[region] = target
+                moved = True
+    return layer_of
+
+
+def _spread(moment: np.ndarray) -> float:
+    """The sum of squared deviations from the mean of pixels with these moments."""
+    count, first, second = (float(v) for v in moment)
+    return second - first * first / count if count > 1e-12 else 0.0
+
+
 def layer_parallax(nearness: np.ndarray, labels: np.ndarray, *, num_layers: int) -> list[float]:
     """Each layer's suggested parallax: the mean nearness (disparity) of its pixels,
     normalised so the background is 0 and the foreground 1, so an animator's shifts

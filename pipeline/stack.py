@@ -22,6 +22,7 @@ from pipeline.cuts import (
     group_surfaces,
     label_layers,
     layer_parallax,
+    regroup_surfaces,
     remove_islands,
 )
 from pipeline.depth import DepthEstimate
@@ -30,8 +31,10 @@ from pipeline.layers import FillFunction, Layer, LayerBuilder
 from pipeline.preview import fill_margins
 from pipeline.surfaces import (
     ANALYSIS_SIDE,
+    OCCLUSION_STEP,
     find_surfaces,
     occlusion_order,
+    occlusions,
     split_widest,
     upsample,
 )
@@ -122,9 +125,16 @@ def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -
     small = downscale(nearness, ANALYSIS_SIDE)
     surfaces = find_surfaces(small, label_layers(small, cuts), ignore=ramp_mask(small))
     surfaces = split_widest(surfaces, small, count=num_layers)
-    order = occlusion_order(surfaces)
+    steps = occlusions(surfaces)
+    order = occlusion_order(surfaces, steps)
     layer_of = np.zeros(surfaces.count + 1, np.uint8)
     layer_of[order] = group_surfaces(surfaces.moments[order].T, num_layers=num_layers)
+    layer_of = regroup_surfaces(
+        layer_of,
+        surfaces.moments,
+        occludes=[pair for pair, step in steps.items() if step > OCCLUSION_STEP],
+        num_layers=min(num_layers, len(order)),
+    )
     labels = layer_of[upsample(surfaces, nearness)]
     if (labels == 0).any() and labels.any():
         _, nearest = cv2.distanceTransformWithLabels(

@@ -293,32 +293,51 @@ def split_widest(surfaces: Surfaces, nearness: np.ndarray, *, count: int) -> Sur
     return Surfaces(regions, _fit(terms, nearness, regions), _moments(values, regions))
 
 
-def occlusion_order(surfaces: Surfaces, *, band: float = 0.025) -> list[int]:
-    """The regions back to front: each after every neighbour it stands in front of.
+OCCLUSION_STEP = 0.04
+"""Where two surfaces meet with less of a step in nearness than this, one stands on or
+meets the other (an object's foot on a floor, a wall on it): no occlusion a layer order
+must keep (:func:`pipeline.cuts.regroup_surfaces`)."""
 
-    Where two regions come within ``band`` of each other (a share of the image's longer
-    side: wider than the ramp a model blurs across an edge), the one whose surface is
-    nearer there, on average, occludes the other. Surfaces, not pixels, are compared, so
-    a floor is behind the objects standing on it (along an object's foot the two agree;
-    along its sides and top the object is nearer) even though the floor's mean nearness
-    may exceed theirs. Regions with no say between them go farthest (least mean) first."""
+
+def occlusions(surfaces: Surfaces, *, band: float = 0.025) -> dict[tuple[int, int], float]:
+    """For each pair of regions that meet, ``(front, back)``: how much nearer the front's
+    surface is than the back's, on average, where they meet.
+
+    Regions meet where they come within ``band`` of each other (a share of the image's
+    longer side: wider than the ramp a model blurs across an edge). Surfaces, not pixels,
+    are compared, so a floor is behind the objects standing on it (along an object's foot
+    the two agree; along its sides and top the object is nearer) even though the floor's
+    mean nearness may exceed theirs."""
     regions = surfaces.regions
     terms = design(regions.shape)
-    means = surfaces.means()
     present = [r for r in range(1, surfaces.count + 1) if surfaces.moments[r, 0] > 0]
     width = max(2, round(band * max(regions.shape)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
     near = {r: cv2.dilate((regions == r).astype(np.uint8), kernel) > 0 for r in present}
-    behind: dict[int, set[int]] = {r: set() for r in present}  # r: the regions r occludes
-    for a in present:
-        for b in present:
-            zone = near[a] & near[b] if b > a else None
-            if zone is None or not zone.any():
+    steps: dict[tuple[int, int], float] = {}
+    for index, a in enumerate(present):
+        for b in present[index + 1 :]:
+            zone = near[a] & near[b]
+            if not zone.any():
                 continue
             x = terms[zone]
-            nearer_a = float(np.mean(x @ surfaces.models[a] - x @ surfaces.models[b])) > 0
-            front, back = (a, b) if nearer_a else (b, a)
-            behind[front].add(back)
+            step = float(np.mean(x @ surfaces.models[a] - x @ surfaces.models[b]))
+            steps[(a, b) if step > 0 else (b, a)] = abs(step)
+    return steps
+
+
+def occlusion_order(
+    surfaces: Surfaces, steps: dict[tuple[int, int], float] | None = None
+) -> list[int]:
+    """The regions back to front: each after every neighbour it stands in front of
+    (``steps``, from :func:`occlusions`). Regions with no say between them go farthest
+    (least mean) first."""
+    steps = occlusions(surfaces) if steps is None else steps
+    means = surfaces.means()
+    present = [r for r in range(1, surfaces.count + 1) if surfaces.moments[r, 0] > 0]
+    behind: dict[int, set[int]] = {r: set() for r in present}  # r: the regions r occludes
+    for front, back in steps:
+        behind[front].add(back)
     order: list[int] = []
     remaining = set(present)
     while remaining:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cuts import choose_cuts, group_surfaces, label_layers
+from pipeline.cuts import choose_cuts, group_surfaces, label_layers, regroup_surfaces
 from pipeline.edges import ramp_mask
 from pipeline.surfaces import Surfaces, find_surfaces, occlusion_order, split_widest
 
@@ -117,6 +117,30 @@ def test_grouping_keeps_the_order_and_merges_where_it_costs_least() -> None:
     assert group_surfaces(moments, num_layers=4) == [1, 2, 3, 4]
     assert group_surfaces(moments, num_layers=3) == [1, 2, 3, 3]  # the two close objects
     assert group_surfaces(moments, num_layers=9) == [1, 2, 3, 4]
+
+
+def test_a_surface_that_only_meets_another_moves_to_the_layer_it_matches() -> None:
+    def item(pixels: float, mean: float) -> list[float]:
+        return [pixels, pixels * mean, pixels * mean * mean]
+
+    # 1 far wall (0.1), 2 a nearer wall on the right (0.3) that the floor meets, 3 the
+    # floor (0.2 … 0.9, mean 0.6), 4 a shelf (0.32) standing on the floor, in front of it
+    moments = np.array(
+        [[0, 0, 0], item(4000, 0.1), item(2000, 0.3), item(6000, 0.6), item(1000, 0.32)]
+    )
+    moments[3, 2] += 6000 * 0.04  # the floor's spread
+    order = [1, 2, 3, 4]
+    layer_of = np.zeros(5, np.uint8)
+    layer_of[order] = group_surfaces(moments[order].T, num_layers=3)
+    assert list(layer_of[1:]) == [1, 1, 2, 3]  # a sequence: the right wall with the far one
+    occludes = [(4, 3), (3, 1), (4, 1), (2, 1)]  # (front, back); the floor only meets wall 2
+    regrouped = regroup_surfaces(layer_of, moments, occludes=occludes, num_layers=3)
+    assert list(regrouped[1:]) == [1, 3, 2, 3]  # the right wall joins the shelf
+    assert all(regrouped[front] >= regrouped[back] for front, back in occludes)
+
+    # where the right wall occludes the floor, the order holds and it stays behind
+    held = regroup_surfaces(layer_of, moments, occludes=[*occludes, (3, 2)], num_layers=3)
+    assert list(held[1:]) == [1, 1, 2, 3]
 
 
 @pytest.mark.parametrize("shape", [(10, 12), (12, 10)])
