@@ -8,11 +8,13 @@ through :func:`nearness_from_raw`, so a file and a model output are resized the 
 Preprocessing is done here with torch, not by the library's image processor, reading the
 processor's own settings (target size, multiple, aspect rule, mean/std, resample) and
 reproducing its resize with antialiased bicubic interpolation: the torchvision processor's
-method, within one 8-bit step of the PIL one (see tests/test_depth.py). At 2 MP on a 2-core
-CPU it takes ~8 ms against ~17 ms for the PIL processor on 8-bit input and ~55 ms on float
-input (forward pass ~1.1 s; ``python -m bench.depth_forward``); it also keeps the float
-input's precision and gives the same numbers whether or not torchvision is installed.
-Processors with other rules (padding, cropping, other filters) fall back to the processor.
+method, within one 8-bit step of the PIL one. Why: the float input keeps its precision
+(the processor would take 8-bit pixels), the numbers are the same whether or not
+torchvision is installed, and it costs a fraction of the processor's time
+(``python -m bench.depth_forward`` measures both). Processors with other rules (padding,
+cropping, other filters) fall back to the processor.
+
+The model runs in :func:`pipeline.models.model_dtype` on the configured device.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ import torch
 
 from config.errors import InputError
 from config.model import DepthMapKind, ModelSettings
-from pipeline.models import ModelCache, load_pretrained, model_revision, resolve_device
+from pipeline.io import to_uint8
+from pipeline.models import (
+    ModelCache,
+    load_pretrained,
+    model_dtype,
+    model_revision,
+    resolve_device,
+)
 
 # A map whose aspect ratio differs from the canvas's by more than this (relative) is refused,
 # beyond the ±1 pixel any rounding of a resized map may add.
@@ -302,11 +311,6 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"rgb values span {low}–{high}: allowed 0.0–1.0.")
 
 
-def default_dtype(device: str) -> torch.dtype:
-    """fp16 on CUDA, fp32 elsewhere (CPU fp16 is slow; MPS fp16 is not reliably faster)."""
-    return torch.float16 if device.startswith("cuda") else torch.float32
-
-
 def use_all_cores() -> None:
     """torch's intra-op threads = the CPU count (its default is the physical-core count)."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -323,7 +327,7 @@ class DepthEstimator:
 
         self.model_id = model_id
         self.device = torch.device(device)
-        self.dtype = dtype if dtype is not None else default_dtype(self.device.type)
+        self.dtype = dtype if dtype is not None else model_dtype("depth", device)
         if self.device.type == "cpu":
             use_all_cores()
         self.processor = load_pretrained(
@@ -343,7 +347,7 @@ class DepthEstimator:
         """The model's input for ``rgb``: the fast path, or the processor when it cannot apply."""
         if self.spec is not None:
             return preprocess(rgb, spec=self.spec)
-        as_bytes = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        as_bytes = to_uint8(rgb)
         batch = self.processor(images=as_bytes, return_tensors="pt")
         pixels: torch.Tensor = batch["pixel_values"]
         return pixels
@@ -376,6 +380,6 @@ class DepthEstimator:
 def get_depth_estimator(cache: ModelCache, models: ModelSettings) -> DepthEstimator:
     """The configured depth model, loaded once per process (per id, device and dtype)."""
     device = resolve_device(models.device)
-    dtype = default_dtype(device)
+    dtype = model_dtype("depth", device)
     key = ("depth", models.depth, device, str(dtype))
     return cache.get(key, lambda: DepthEstimator(models.depth, device=device, dtype=dtype))

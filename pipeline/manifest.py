@@ -1,9 +1,8 @@
-"""manifest.json, schema version 1 (see SPEC.md)."""
+"""manifest.json, schema version 1 (the product specification's manifest section)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 
 from pipeline.layers import Layer
+from pipeline.timing import utc_now
 
 SCHEMA_VERSION = 1
 
@@ -20,10 +20,6 @@ def strata_version() -> str:
         return version("strata")
     except PackageNotFoundError:
         return "0+unknown"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def layer_name(index: int, count: int) -> str:
@@ -95,3 +91,15 @@ def layers_section(stats: list[LayerStats]) -> list[dict[str, Any]]:
         }
         for index, item in enumerate(stats, start=1)
     ]
+
+
+__all__ = [  # utc_now: re-exported for pipeline.output, which imports it from here
+    "SCHEMA_VERSION",
+    "LayerStats",
+    "layer_file",
+    "layer_name",
+    "layer_stats",
+    "layers_section",
+    "strata_version",
+    "utc_now",
+]

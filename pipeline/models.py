@@ -42,6 +42,33 @@ def resolve_device(preference: Device) -> str:
     return preference.value
 
 
+def model_dtype(role: str, device: str) -> Any:
+    """The torch dtype the model of ``role`` (one of :data:`ROLES`) runs in on ``device``.
+
+    The one dtype policy: every model file loads its weights in this dtype and puts it in
+    its cache key beside the device.
+
+    - Diffusion roles (img2img, controlnet, inpaint, lcm_lora, taesd): fp16 where the
+      accelerator has fast half precision (CUDA, MPS); bfloat16 on a CPU whose oneDNN
+      supports it (AVX512-BF16/AMX), half the memory of fp32 and about twice its speed for
+      the SD 1.5 UNet; fp32 otherwise.
+    - Depth: fp16 on CUDA; fp32 elsewhere (a CPU runs fp16 slowly, and MPS fp16 is not
+      reliably faster for the depth model).
+    """
+    import torch
+
+    if role not in ROLE_KINDS:
+        raise ValueError(f"role {role!r} is invalid: allowed {', '.join(ROLES)}.")
+    kind = device.split(":", maxsplit=1)[0]
+    if ROLE_KINDS[role] is ModelKind.DEPTH:
+        return torch.float16 if kind == "cuda" else torch.float32
+    if kind in {"cuda", "mps"}:
+        return torch.float16
+    if kind == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
 def hf_cache_dir() -> Path:
     """The Hugging Face hub cache, read from the environment *now* (not at import time).
 
@@ -551,17 +578,5 @@ def pull_plan(
 
 
 def diffusion_dtype(device: str) -> Any:
-    """The dtype diffusion models run in on ``device``.
-
-    fp16 where the accelerator has fast half precision (CUDA, MPS); bfloat16 on a CPU
-    whose oneDNN supports it (AVX512-BF16/AMX): half the memory and about twice the speed
-    of fp32 for the SD 1.5 UNet on this project's 2-core build machine; fp32 otherwise.
-    """
-    import torch
-
-    kind = device.split(":", maxsplit=1)[0]
-    if kind in {"cuda", "mps"}:
-        return torch.float16
-    if kind == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    """:func:`model_dtype` of the diffusion roles (for :mod:`pipeline.inpaint`)."""
+    return model_dtype("img2img", device)

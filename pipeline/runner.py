@@ -27,10 +27,9 @@ from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, encode_gray16_png, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import FillFunction
-from pipeline.manifest import utc_now
 from pipeline.models import ModelCache, resolve_device
 from pipeline.stack import build_stack
-from pipeline.timing import StageTimer
+from pipeline.timing import StageTimer, utc_now
 
 _process_cache = ModelCache()
 
@@ -101,7 +100,7 @@ def _opencv_threads(count: int) -> Iterator[None]:
 
     Decoding is a few large serial operations that OpenCV's pool speeds up; after it, the
     stages run side by side on the pipeline's own threads, and OpenCV's pool beside them
-    oversubscribes the cores (paired 2 MP jobs: 6–7 % less CPU for the same result).
+    would oversubscribe the cores: more CPU time for the same result.
     """
     previous = cv2.getNumThreads()
     cv2.setNumThreads(count)
@@ -143,6 +142,8 @@ def _stylize(
 
 
 def _alignment(stylized: np.ndarray, labels: np.ndarray) -> float:
+    """The painterly ``alignment_score``: how well the painting's edges sit on the
+    boundaries between the layers as cut (computed here, once the layers exist)."""
     from pipeline.stylize import alignment_score
 
     boundaries = np.zeros(labels.shape, dtype=bool)

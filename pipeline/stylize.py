@@ -15,15 +15,11 @@ in the job's ``style`` and hands it back at the canvas size:
    filter with the photo's luminance as guide (radius = the upscaling factor) re-fits the
    painting locally as a linear function of the photo, so its edges move back onto the
    photo's (and so the depth map's) edges; then half of the photo's luminance detail
-   finer than the diffusion size is added back. Measured with ``python -m bench.painterly
-   --detail`` (2048 × 1536 canvas from 680 × 512, a simulated painting with tinted
-   colours, brush texture and edges displaced by a few pixels): detail recovered (PSNR
-   of an unpainted round trip against the photo) 28.2 dB → 34.1 dB; painted edges within
-   2 px of the true depth boundaries 73 % → 81 %; the painting at its own size changes by
-   0.3 % of full range; 0.15–0.25 s. A guided filter with the colour photo as guide did
-   no better (27.9 dB, 74 %, 0.4–0.6 s). A tiled diffusion refinement at canvas
-   size was rejected: at 2048 × 1536 it costs about 12 tiles × the diffusion time
-   (minutes on a CPU) and invents detail that can move edges off the layer cuts.
+   finer than the diffusion size is added back. The painting's colours stay; only its
+   edge positions and fine detail come from the photo. A guided filter with the colour
+   photo as guide recovers no more detail at a higher cost; a tiled diffusion refinement
+   at canvas size costs one diffusion per tile and invents detail that can move edges off
+   the layer cuts. ``python -m bench.painterly --detail`` measures these choices.
 
 Speed: ``steps`` × ``strength`` steps are run (at least one when ``strength`` > 0);
 ``fast`` swaps in the LCM-LoRA (LCMScheduler, 4 steps, guidance 1.0: no negative branch)
@@ -33,17 +29,20 @@ and the TAESD tiny autoencoder. Weights are loaded once per worker and kept warm
 only while a fast job runs and disabled again before :func:`stylize` returns, so later
 jobs (and the inpainting pipeline built with ``from_pipe``) see the plain UNet.
 
-Device and dtype are explicit: fp16 on CUDA and MPS, bfloat16 on a CPU that supports it
-(fp32 otherwise; :func:`pipeline.models.diffusion_dtype`). Attention slicing is
-enabled on MPS only: on a CPU, PyTorch's fused scaled-dot-product attention already runs
-without the 4096 × 4096 score matrix, and slicing made one 512-px self-attention 3–5×
-slower (0.36 s → 1.86 s on 2 cores), for no memory gain.
+How well the painted edges sit on the layer cuts is scored once the layers exist (the
+runner calls :func:`alignment_score` on the layers' boundaries), not here.
+
+Device and dtype are explicit: every model is loaded in
+:func:`pipeline.models.model_dtype` of its role and device (fp16 on CUDA and MPS,
+bfloat16 on a CPU that supports it, fp32 otherwise), and both are part of its cache key.
+Attention slicing is enabled on MPS only: on a CPU, PyTorch's fused scaled-dot-product
+attention already runs without the full score matrix, so slicing would only slow it down,
+for no memory gain.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,15 +63,17 @@ from loguru import logger
 
 from config.errors import ModelNotAvailableError, PipelineError, SettingsError
 from config.model import JobSettings, ModelSettings, Structure
+from pipeline.io import to_uint8
 from pipeline.models import (
     ModelCache,
-    diffusion_dtype,
     load_pretrained,
+    model_dtype,
     model_revision,
     resolve_device,
 )
 from pipeline.opencv import check_opencv
 from pipeline.styles import StylePrompt, build_prompt
+from pipeline.timing import StageTimer
 
 T = TypeVar("T")
 
@@ -113,14 +114,13 @@ class StylizeResult:
 # (each getter's docstring names the class).
 
 
-def dtype_for(device: str) -> torch.dtype:
-    """See :func:`pipeline.models.diffusion_dtype`."""
-    dtype: torch.dtype = diffusion_dtype(device)
+def _dtype(role: str, device: str) -> torch.dtype:
+    dtype: torch.dtype = model_dtype(role, device)
     return dtype
 
 
 def _key(role: str, model_id: str, device: str) -> tuple[str, ...]:
-    return ("stylize", role, model_id, device, str(dtype_for(device)))
+    return ("stylize", role, model_id, device, str(_dtype(role, device)))
 
 
 def _lora_key(models: ModelSettings, device: str) -> tuple[str, ...]:
@@ -144,7 +144,7 @@ def get_img2img_pipeline(cache: ModelCache, models: ModelSettings, device: str) 
             StableDiffusionImg2ImgPipeline.from_pretrained,
             models.img2img,
             role="img2img",
-            dtype=dtype_for(device),
+            dtype=_dtype("img2img", device),
             safety_checker=None,  # a local art tool: no NSFW blanking of false positives
             requires_safety_checker=False,
         )
@@ -165,7 +165,7 @@ def get_controlnet(cache: ModelCache, models: ModelSettings, device: str) -> Any
             ControlNetModel.from_pretrained,
             models.controlnet,
             role="controlnet",
-            dtype=dtype_for(device),
+            dtype=_dtype("controlnet", device),
         )
         net.to(device).eval()
         if device.startswith("mps"):
@@ -180,7 +180,10 @@ def get_taesd(cache: ModelCache, models: ModelSettings, device: str) -> Any:
 
     def build() -> Any:
         vae: Any = load_pretrained(
-            AutoencoderTiny.from_pretrained, models.taesd, role="taesd", dtype=dtype_for(device)
+            AutoencoderTiny.from_pretrained,
+            models.taesd,
+            role="taesd",
+            dtype=_dtype("taesd", device),
         )
         return vae.to(device).eval()
 
@@ -246,8 +249,12 @@ def _check_array(name: str, value: object, shape: str, ndim: int) -> np.ndarray:
     return value
 
 
-def check_inputs(rgb: object, nearness: object, settings: JobSettings) -> None:
-    """Every value checked up front, each message naming the value and the allowed range."""
+def _check_inputs(rgb: object, nearness: object, settings: JobSettings) -> None:
+    """What the settings model cannot check, up front, each message naming the value and
+    what is allowed: the arrays (type, shape, dtype, range, matching sizes), the canvas
+    size, and a style made of blanks only (``min_length`` counts blanks). The settings'
+    ranges (strength, steps, seed, structure) are :class:`~config.model.JobSettings`'
+    to refuse, before any job exists."""
     image = _check_array("rgb", rgb, "(H, W, 3)", 3)
     near = _check_array("nearness", nearness, "(H, W)", 2)
     if near.shape != image.shape[:2]:
@@ -261,18 +268,10 @@ def check_inputs(rgb: object, nearness: object, settings: JobSettings) -> None:
             f"{image.shape[1]} × {image.shape[0]}.",
             stage=STAGE,
         )
-    s = settings
-    if not isinstance(s.strength, int | float) or not 0.0 <= s.strength <= 1.0:
-        raise SettingsError(f"strength must be between 0.0 and 1.0, got {s.strength!r}.")
-    if not isinstance(s.steps, int) or not 1 <= s.steps <= 150:
-        raise SettingsError(f"steps must be an integer from 1 to 150, got {s.steps!r}.")
-    if not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
-        raise SettingsError(f"seed must be an integer from 0 to {2**63 - 1}, got {s.seed!r}.")
-    if not isinstance(s.style, str) or not s.style.strip():
-        raise SettingsError(f"style must name a style (e.g. 'oil painting'), got {s.style!r}.")
-    if s.structure not in set(Structure):
-        allowed = ", ".join(v.value for v in Structure)
-        raise SettingsError(f"structure must be one of {allowed}, got {s.structure!r}.")
+    if not settings.style.strip():
+        raise SettingsError(
+            f"style must name a style (e.g. 'oil painting'), got {settings.style!r}."
+        )
 
 
 # --- sizes and steps ------------------------------------------------------------------------
@@ -400,7 +399,7 @@ def alignment_score(
     mask = boundaries if boundaries.dtype == np.bool_ else boundaries > 0.5
     if not mask.any():
         return 1.0
-    u8 = np.round(cv2.GaussianBlur(image, (0, 0), 1.0) * 255.0).astype(np.uint8)
+    u8 = to_uint8(np.asarray(cv2.GaussianBlur(image, (0, 0), 1.0), np.float32))
     high = 4.0 * 255.0 * min_contrast  # a 3×3 Sobel answers a step c with about 4c
     edges = cv2.Canny(u8, 0.5 * high, high, L2gradient=True)
     size = 2 * radius + 1
@@ -409,21 +408,6 @@ def alignment_score(
 
 
 # --- the stage ------------------------------------------------------------------------------
-
-
-class _Clock:
-    """Seconds per sub-stage, summed over repeated entries."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -440,13 +424,13 @@ class _Models:
 
 
 def _load_models(
-    settings: JobSettings, models: ModelSettings, cache: ModelCache, device: str, clock: _Clock
+    settings: JobSettings, models: ModelSettings, cache: ModelCache, device: str, timer: StageTimer
 ) -> _Models:
     loaded: list[str] = []
 
     def warm(role: str, key: tuple[str, ...], get: Callable[[], T]) -> T:
         cold = key not in cache
-        with clock("load"):
+        with timer.stage("load"):
             value = get()
         if cold:
             loaded.append(role)
@@ -521,13 +505,12 @@ def stylize(
     photo unchanged (a copy) without loading any model. ``info`` is JSON-ready for the
     manifest: models (role → id, revision), prompts, steps, device, dtype, timings, …
     """
-    check_inputs(rgb, nearness, settings)
+    _check_inputs(rgb, nearness, settings)
     check_opencv()  # the detail pass needs cv2.ximgproc: a clash gets its fix, not a traceback
-    start = time.perf_counter()
-    clock = _Clock()
+    timer = StageTimer(None)
     device = device or resolve_device(models.device)
     height, width = rgb.shape[:2]
-    with clock("prepare"):
+    with timer.stage("prepare"):
         prompt = build_prompt(settings.style)
     info: dict[str, Any] = {
         "models": {},
@@ -540,7 +523,7 @@ def stylize(
         "structure": settings.structure.value,
         "fast": settings.fast,
         "device": device,
-        "dtype": str(dtype_for(device)).removeprefix("torch."),
+        "dtype": str(_dtype("img2img", device)).removeprefix("torch."),
         "canvas_size": [width, height],
     }
     if settings.strength == 0.0:
@@ -549,19 +532,17 @@ def stylize(
             steps_run=0,
             structure_used="none",
             loaded=[],
-            alignment_score=None,
             skipped="strength is 0: the photo is returned unchanged",
         )
-        clock.timings["total"] = time.perf_counter() - start
-        info["timings"] = clock.timings
+        info["timings"] = timer.timings | {"total": timer.total()}
         return StylizeResult(rgb.copy(), info)
 
-    job = _load_models(settings, models, cache, device, clock)
+    job = _load_models(settings, models, cache, device, timer)
     info["models"] = {
         role: {"id": model_id, "revision": model_revision(model_id)}
         for role, model_id in job.used.items()
     }
-    with clock("prepare"):
+    with timer.stage("prepare"):
         pipe = _job_pipeline(job, settings.fast)
         h, w = diffusion_size(height, width, native_side(pipe))
         scheduler_config = pipe.scheduler.config
@@ -587,11 +568,11 @@ def stylize(
         generator = torch.Generator(device=device).manual_seed(settings.seed)
 
     with _lcm_adapter(job.base, job.adapter), torch.inference_mode():
-        with clock("text_encode"):
+        with timer.stage("text_encode"):
             cond, uncond = pipe.encode_prompt(
                 prompt.prompt, device, 1, guidance > 1.0, prompt.negative_prompt
             )
-        with clock("denoise"):
+        with timer.stage("denoise"):
             ran: list[int] = []
 
             def count_step(_pipe: Any, step: int, _t: Any, tensors: dict[str, Any]) -> Any:
@@ -610,18 +591,15 @@ def stylize(
                 output_type="latent",
                 **kwargs,
             ).images
-        with clock("decode"):
+        with timer.stage("decode"):
             vae = pipe.vae
             decoded = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
             small = pipe.image_processor.postprocess(decoded, output_type="np")[0]
 
-    with clock("upscale"):
+    with timer.stage("upscale"):
         painted = resize_image(np.ascontiguousarray(small, dtype=np.float32), height, width)
-    with clock("detail"):
+    with timer.stage("detail"):
         image = restore_detail(painted, rgb, diffusion_hw=(h, w))
-    with clock("score"):
-        score = alignment_score(image, depth_boundaries(nearness))
-    clock.timings["total"] = time.perf_counter() - start
     info.update(
         steps_scheduled=scheduled,
         steps_planned=planned,
@@ -641,9 +619,8 @@ def stylize(
             "texture": DETAIL_TEXTURE,
             "eps": DETAIL_EPS,
         },
-        alignment_score=score,
         loaded=job.loaded,
-        timings=clock.timings,
+        timings=timer.timings | {"total": timer.total()},
     )
     return StylizeResult(image, info)
 

@@ -19,7 +19,6 @@ from pipeline.depth import (
     DepthEstimator,
     PreprocessSpec,
     check_rgb,
-    default_dtype,
     get_depth_estimator,
     model_input_size,
     nearness_from_raw,
@@ -27,7 +26,7 @@ from pipeline.depth import (
     preprocess_spec,
     resize_half_pixel,
 )
-from pipeline.models import ModelCache
+from pipeline.models import ModelCache, model_dtype
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -170,10 +169,10 @@ def test_hub_id_loads_from_the_cache_with_its_commit_as_revision(
 
 
 def test_dtype_and_input_contract() -> None:
-    assert default_dtype("cuda") == torch.float16
-    assert default_dtype("cuda:1") == torch.float16
-    assert default_dtype("cpu") == torch.float32
-    assert default_dtype("mps") == torch.float32
+    assert model_dtype("depth", "cuda") == torch.float16
+    assert model_dtype("depth", "cuda:1") == torch.float16
+    assert model_dtype("depth", "cpu") == torch.float32
+    assert model_dtype("depth", "mps") == torch.float32
     with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
         check_rgb(np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="float32"):
