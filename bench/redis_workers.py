@@ -63,7 +63,7 @@ def fixed_cost_job(job: Any, *, cache: Any, progress: Any) -> SimpleNamespace:
 def serve_worker(config: str) -> None:
     """One worker process (``python -m bench.redis_workers --worker CONFIG``)."""
     from config.loader import load_settings
-    from daemon.logging import configure_daemon_logging
+    from daemon.logs import configure_daemon_logging
     from daemon.service import Daemon, Role
 
     settings = load_settings(Path(config))

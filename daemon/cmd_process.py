@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,11 @@ from config.loader import (
 )
 from config.model import JobSettings, Mode, Settings
 from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
+from daemon.ledger import JobRecord, JobStatus
 from daemon.logs import configure_logging
 from daemon.names import Kind, classify, is_ignored_name
 from daemon.watcher import scan
+from pipeline.timing import utc_now
 
 
 @dataclass(frozen=True)
@@ -191,14 +192,17 @@ def _process_one(
                 "failed {} after {:.2f}s: {}", image.name, time.time() - started, error.reason
             )
             print(f"strata: {image}: {error.reason}\n  hint: {error.hint}", file=sys.stderr)
-            return job_view(record, status="failed", error=error.reason)
+            return _job_view(record, status=JobStatus.FAILED, error=error)
         logger.info(
             "completed {} → {} in {:.2f}s", image.name, result.output_dir, time.time() - started
         )
         if not quiet:
             print(result.output_dir)
-        return job_view(
-            record, status="completed", output_dir=result.output_dir, manifest=result.manifest
+        return _job_view(
+            record,
+            status=JobStatus.COMPLETED,
+            output_dir=result.output_dir,
+            manifest=result.manifest,
         )
 
 
@@ -229,37 +233,48 @@ def _progress_bar(name: str, *, disable: bool) -> _ProgressBar:
     return _ProgressBar(name, disable=disable)
 
 
-def job_view(
+def _job_view(
     record: dict[str, Any],
     *,
-    status: str,
+    status: JobStatus,
     output_dir: Path | None = None,
     manifest: dict[str, Any] | None = None,
-    error: str | None = None,
+    error: StrataError | None = None,
 ) -> dict[str, Any]:
-    """The seed backend's Job fields, as ``strata jobs --json`` prints them."""
+    """The job as ``strata jobs --json`` prints a ledger row (:meth:`JobRecord.public`):
+    the seed backend's Job fields first, then Strata's own."""
     settings: JobSettings | None = record.get("settings")
     painterly = settings is not None and record["mode"] is Mode.PAINTERLY
+    image: Path = record["input"]
     started = record["started"]
     completed = time.time()
-    return {
-        "id": record["id"],
-        "status": status,
-        "mode": record["mode"].value,
-        "input_filename": record["input"].name,
-        "num_layers": settings.num_layers if settings else None,
-        "painterly_style": settings.style if painterly and settings else None,
-        "painterly_strength": settings.strength if painterly and settings else None,
-        "painterly_seed": settings.seed if painterly and settings else None,
-        "output_dir": str(output_dir) if output_dir else None,
-        "result_manifest": manifest,
-        "error_message": error,
-        "created_at": _iso(started),
-        "started_at": _iso(started),
-        "completed_at": _iso(completed),
-        "processing_time": round(completed - started, 4),
-    }
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return JobRecord(
+        id=record["id"],
+        status=status,
+        mode=record["mode"].value,
+        input_filename=image.name,
+        num_layers=settings.num_layers if settings else None,
+        painterly_style=settings.style if painterly and settings else None,
+        painterly_strength=settings.strength if painterly and settings else None,
+        painterly_seed=settings.seed if painterly and settings else None,
+        output_dir=str(output_dir) if output_dir else None,
+        result_manifest=manifest,
+        error_message=error.reason if error else None,
+        created_at=utc_now(started),
+        started_at=utc_now(started),
+        completed_at=utc_now(completed),
+        processing_time=round(completed - started, 4),
+        input_path=str(image),
+        input_key=str(image),
+        input_sha256=None,
+        settings_key=None,
+        settings=settings.model_dump(mode="json") if settings else None,
+        priority=settings.priority if settings else 0,
+        error_hint=error.hint if error else None,
+        error_stage=error.stage if error else None,
+        duplicate_of=None,
+        attempts=1,
+        cancel_requested=False,
+        updated_at=utc_now(completed),
+        version=0,
+    ).public()

@@ -8,7 +8,7 @@ from typing import Any
 
 from config.loader import load_settings
 from daemon.cli import add_common_options
-from daemon.logging import configure_daemon_logging
+from daemon.logs import configure_daemon_logging
 from daemon.service import Daemon, Role
 
 

@@ -23,7 +23,8 @@ from daemon import lifecycle
 from daemon.fingerprint import depth_map_for, file_sha256, settings_key
 from daemon.ledger import JobFailure, JobInputs, JobLedger, JobRecord, JobStatus
 from daemon.notify import Notifier
-from daemon.worker import Failed, JobRunner, Outcome, Stopped, Succeeded
+from daemon.protocol import Failed, Succeeded
+from daemon.worker import JobRunner, Outcome, Stopped
 from pipeline.job import Job
 
 Requeue = Callable[[str, int, float], None]

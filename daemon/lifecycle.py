@@ -17,7 +17,6 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from config.loader import FOLDER_DEFAULTS_NAME, SIDECAR_SUFFIXES
 from daemon.names import IGNORED_FILE_NAMES, is_depth_map_name
 from daemon.retry import with_backoff
 from pipeline.formats import DEPTH_MARK
+from pipeline.timing import utc_now
 
 ERROR_FILE = "error.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -47,7 +47,7 @@ class ErrorReport:
             "reason": self.reason,
             "hint": self.hint,
             "stage": self.stage,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": utc_now(timespec="seconds"),
         }
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
@@ -194,7 +194,7 @@ def copy_duplicate(
     shutil.rmtree(temp, ignore_errors=True)
     shutil.copytree(earlier, temp, ignore=_skip_source_and_manifest)
     shutil.copy2(image, temp / f"source{image.suffix.lower()}")
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    stamp = utc_now()
     manifest = {
         **manifest,
         "job_id": job_id,

@@ -28,13 +28,14 @@ from config.model import Mode, Settings
 from daemon import lifecycle
 from daemon.executor import JobExecutor, Paths
 from daemon.intake import Intake
-from daemon.ledger import JobLedger, JobStatus, now_iso, open_ledger
+from daemon.ledger import JobLedger, JobStatus, open_ledger
 from daemon.notify import desktop_notifier
 from daemon.preflight import StateLock, check_folders
 from daemon.queue import JobQueue, open_queue, reconcile
 from daemon.watcher import InboxWatcher
 from daemon.worker import DEFAULT_RUNNER, JobRunner, PipelineWorker
 from pipeline.opencv import check_opencv
+from pipeline.timing import utc_now
 
 TICK_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
@@ -72,7 +73,7 @@ class Daemon:
         self.worker = worker or PipelineWorker(
             runner_reference, log_level=settings.value.log.level.value
         )
-        self.started_at = now_iso()
+        self.started_at = utc_now()
         self.stop_requested = threading.Event()
         self.stop_now = threading.Event()
         self._locks: list[StateLock] = []

@@ -2,8 +2,9 @@
 
 The consumer's worker thread calls :meth:`PipelineWorker.run` and blocks there; the
 pipeline itself runs in a spawned child (:mod:`daemon.worker_child`) that keeps models
-warm. A timeout, a cancel or a shutdown kills the child; a crash is noticed. Either way
-the next job gets a fresh child, so the worker always comes back.
+warm; the two talk in :mod:`daemon.protocol`'s messages. A timeout, a cancel or a
+shutdown kills the child; a crash is noticed. Either way the next job gets a fresh child,
+so the worker always comes back.
 """
 
 from __future__ import annotations
@@ -15,35 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any, Protocol
 
 from loguru import logger
 
-from daemon.worker_child import Done, Error, Message, Progress, Ready, serve
+from daemon.protocol import ChildMessage, Exit, Failed, Progress, Ready, Succeeded
+from daemon.worker_child import serve
 from pipeline.job import Job
 
 DEFAULT_RUNNER = "pipeline.runner:run"  # imported in the child, before it reports ready
 POLL_SECONDS = 0.2
 START_TIMEOUT_SECONDS = 120.0
 KILL_WAIT_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class Succeeded:
-    output_dir: Path
-    manifest: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The job failed: ``transient`` failures may run again, the others never will."""
-
-    reason: str
-    hint: str
-    stage: str
-    transient: bool = False
-    error_class: str = "StrataError"
 
 
 @dataclass(frozen=True)
@@ -107,7 +91,11 @@ class PipelineWorker:
         parent_conn, child_conn = self._context.Pipe()
         process = self._context.Process(
             target=serve,
-            args=(child_conn, self.runner_reference, self.log_level),
+            kwargs={
+                "conn": child_conn,
+                "runner_reference": self.runner_reference,
+                "log_level": self.log_level,
+            },
             name="strata-pipeline",
             daemon=True,
         )
@@ -132,9 +120,9 @@ class PipelineWorker:
             conn,
             deadline=time.monotonic() + START_TIMEOUT_SECONDS,
             timed_out=Failed(
-                f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
-                "The machine may be overloaded or short of memory; see the log.",
-                "worker",
+                reason=f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
+                hint="The machine may be overloaded or short of memory; see the log.",
+                stage="worker",
                 transient=True,
                 error_class="TimeoutError",
             ),
@@ -152,9 +140,9 @@ class PipelineWorker:
             conn,
             deadline=time.monotonic() + timeout,
             timed_out=Failed(
-                f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
-                "Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
-                "timeout",
+                reason=f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
+                hint="Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
+                stage="timeout",
                 transient=True,
                 error_class="TimeoutError",
             ),
@@ -202,7 +190,7 @@ class PipelineWorker:
             return _CRASHED
         return None if self.alive else _CRASHED
 
-    def _outcome(self, message: Message, progress: ProgressSink | None) -> Outcome | None:
+    def _outcome(self, message: ChildMessage, progress: ProgressSink | None) -> Outcome | None:
         if isinstance(message, Ready):
             self._ready = True
             return None
@@ -210,16 +198,8 @@ class PipelineWorker:
             if progress is not None:
                 progress(message.stage, message.fraction)
             return None
-        if isinstance(message, Done):
-            return Succeeded(message.output_dir, message.manifest)
-        if isinstance(message, Error):
-            return Failed(
-                message.reason,
-                message.hint,
-                message.stage,
-                transient=message.transient,
-                error_class=message.error_class,
-            )
+        if isinstance(message, Succeeded | Failed):
+            return message
         return None  # anything unknown
 
     def _crashed(self) -> Failed:
@@ -228,9 +208,9 @@ class PipelineWorker:
         code = self._process.exitcode if self._process else None
         self.kill()
         return Failed(
-            f"The pipeline process crashed (exit code {code}).",
-            "Often a lack of memory: lower max_side, or close other apps. See the log.",
-            "worker",
+            reason=f"The pipeline process crashed (exit code {code}).",
+            hint="Often a lack of memory: lower max_side, or close other apps. See the log.",
+            stage="worker",
             transient=True,
             error_class="WorkerCrash",
         )
@@ -247,7 +227,7 @@ class PipelineWorker:
         """Ask the child to exit after its current job; kill it if it does not."""
         if self._conn is not None and self.alive:
             with contextlib.suppress(OSError, ValueError):
-                self._conn.send(None)
+                self._conn.send(Exit())
             if self._process is not None:
                 self._process.join(KILL_WAIT_SECONDS)
         self.kill()

@@ -15,7 +15,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from config.errors import StrataError
 from config.model import LogLevel, LogSettings
 from daemon.logs import configure_logging
+from daemon.protocol import ChildMessage, Exit, Failed, Progress, Ready, Succeeded
 from daemon.retry import TRANSIENT_ERRNOS
 from pipeline.memory import keep_freed_memory, release_freed_memory
 from pipeline.models import ModelCache, offline_environment
@@ -33,42 +33,7 @@ IDLE_RELEASE_SECONDS = 30.0
 see :mod:`pipeline.memory`) and goes back to the system once none came for this long."""
 
 
-@dataclass(frozen=True)
-class Ready:
-    """The child imported the runner and waits for jobs."""
-
-    pid: int
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: str
-    fraction: float
-
-
-@dataclass(frozen=True)
-class Done:
-    output_dir: Path
-    manifest: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Error:
-    """The job raised: ``transient`` errors may run again."""
-
-    error_class: str
-    reason: str
-    hint: str
-    stage: str
-    transient: bool
-
-
-Message = Ready | Progress | Done | Error
-"""What the child sends the parent (pickled over the pipe); the parent sends a
-:class:`~pipeline.job.Job`, or None to ask the child to exit."""
-
-
-def load_runner(reference: str) -> Callable[..., Any]:
+def _load_runner(reference: str) -> Callable[..., Any]:
     """``"package.module:function"`` → the function."""
     module_name, _, attribute = reference.partition(":")
     runner: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
@@ -76,14 +41,14 @@ def load_runner(reference: str) -> Callable[..., Any]:
 
 
 def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
-    """Run jobs sent over ``conn`` until it closes or sends ``None``."""
+    """Run jobs sent over ``conn`` until it closes or sends :class:`Exit`."""
     keep_freed_memory()  # before any thread allocates: one heap for all of them
     _exit_with_parent(os.getppid())
     _configure_logging(log_level)
     offline_environment()
-    runner = load_runner(runner_reference)
+    runner = _load_runner(runner_reference)
     cache = ModelCache()
-    conn.send(Ready(os.getpid()))
+    conn.send(Ready(pid=os.getpid()))
     holding = False  # freed memory kept since the last job
     while True:
         try:
@@ -94,39 +59,42 @@ def serve(conn: Connection, runner_reference: str, log_level: str) -> None:
             job = conn.recv()
         except (EOFError, OSError):
             return
-        if job is None:
+        if isinstance(job, Exit):
             return
         conn.send(_run_one(runner, job, cache, conn))
         holding = True
 
 
-def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> Message:
+def _run_one(runner: Callable[..., Any], job: Any, cache: Any, conn: Connection) -> ChildMessage:
     def progress(stage: str, fraction: float) -> None:
-        conn.send(Progress(stage, fraction))
+        conn.send(Progress(stage=stage, fraction=fraction))
 
     try:
         result = runner(job, cache=cache, progress=progress)
     except StrataError as error:
-        return Error(type(error).__name__, error.reason, error.hint, error.stage, False)
+        return Failed(
+            reason=error.reason,
+            hint=error.hint,
+            stage=error.stage,
+            error_class=type(error).__name__,
+        )
     except OSError as error:
-        transient = error.errno in TRANSIENT_ERRNOS
-        return Error(
-            type(error).__name__,
-            f"{error.strerror or error}.",
-            "Check free disk space and that the outbox is writable.",
-            "write",
-            transient,
+        return Failed(
+            reason=f"{error.strerror or error}.",
+            hint="Check free disk space and that the outbox is writable.",
+            stage="write",
+            transient=error.errno in TRANSIENT_ERRNOS,
+            error_class=type(error).__name__,
         )
     except Exception as error:  # a bug: keep the worker alive, report it in full
         sys.stderr.write(traceback.format_exc())
-        return Error(
-            type(error).__name__,
-            f"Internal error: {error!r}.",
-            "This is a bug in Strata; please report it with the log.",
-            "pipeline",
-            False,
+        return Failed(
+            reason=f"Internal error: {error!r}.",
+            hint="This is a bug in Strata; please report it with the log.",
+            stage="pipeline",
+            error_class=type(error).__name__,
         )
-    return Done(Path(result.output_dir), result.manifest)
+    return Succeeded(output_dir=Path(result.output_dir), manifest=result.manifest)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -16,15 +16,8 @@ from config.loader import load_settings
 from config.model import Mode
 from daemon.executor import JobExecutor
 from daemon.ledger import JobStatus, Ledger
-from daemon.worker import (
-    Failed,
-    Outcome,
-    PipelineWorker,
-    ProgressSink,
-    StopCheck,
-    Stopped,
-    Succeeded,
-)
+from daemon.protocol import Failed, Succeeded
+from daemon.worker import Outcome, PipelineWorker, ProgressSink, StopCheck, Stopped
 from pipeline.job import Job, JobResult
 
 
