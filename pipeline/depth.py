@@ -85,7 +85,7 @@ def nearness_from_raw(
     values = _as_2d_float(raw)
     _check_aspect(values.shape, (height, width), tolerance=aspect_tolerance)
     near = _normalised_nearness(values, kind=kind)
-    return resize_half_pixel(near, size=(width, height))
+    return _resize_half_pixel(near, size=(width, height))
 
 
 def _check_canvas_size(canvas_size: tuple[int, int]) -> tuple[int, int]:
@@ -159,7 +159,7 @@ def _normalised_nearness(values: np.ndarray, *, kind: DepthMapKind) -> np.ndarra
     return np.clip(near, 0.0, 1.0, out=near)
 
 
-def resize_half_pixel(image: np.ndarray, *, size: tuple[int, int]) -> np.ndarray:
+def _resize_half_pixel(image: np.ndarray, *, size: tuple[int, int]) -> np.ndarray:
     """Resize a float32 map to ``size`` = (width, height), pixel edges on image edges.
 
     Shrinking uses area averaging (no aliasing); anything else bilinear interpolation with
@@ -234,7 +234,7 @@ def _triple(values: Any) -> tuple[float, float, float]:
     return items[0], items[1], items[2]
 
 
-def model_input_size(
+def _model_input_size(
     image_size: tuple[int, int],
     *,
     target: tuple[int, int],
@@ -275,7 +275,7 @@ def preprocess(rgb: np.ndarray, *, spec: PreprocessSpec) -> torch.Tensor:
     step), clamped to [0, 1] like an 8-bit image, then ``(x - mean) / std``.
     """
     height, width = rgb.shape[:2]
-    out_w, out_h = model_input_size(
+    out_w, out_h = _model_input_size(
         (width, height),
         target=spec.size,
         keep_aspect_ratio=spec.keep_aspect_ratio,
@@ -311,7 +311,7 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"rgb values span {low}–{high}: allowed 0.0–1.0.")
 
 
-def use_all_cores() -> None:
+def _use_all_cores() -> None:
     """torch's intra-op threads = the CPU count (its default is the physical-core count)."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -329,7 +329,7 @@ class DepthEstimator:
         self.device = torch.device(device)
         self.dtype = dtype if dtype is not None else model_dtype("depth", device)
         if self.device.type == "cpu":
-            use_all_cores()
+            _use_all_cores()
         self.processor = load_pretrained(
             AutoImageProcessor.from_pretrained, model_id, role="depth", backend="pil"
         )

@@ -190,7 +190,7 @@ def get_taesd(cache: ModelCache, models: ModelSettings, device: str) -> Any:
     return cache.get(_key("taesd", models.taesd, device), build)
 
 
-def ensure_lcm_lora(cache: ModelCache, models: ModelSettings, device: str, base: Any) -> str:
+def _ensure_lcm_lora(cache: ModelCache, models: ModelSettings, device: str, base: Any) -> str:
     """Load the LCM-LoRA onto ``base``'s (shared) UNet once, as a named adapter, disabled.
 
     Returns the adapter's name. :func:`stylize` enables it for a fast job only.
@@ -277,7 +277,7 @@ def _check_inputs(rgb: object, nearness: object, settings: JobSettings) -> None:
 # --- sizes and steps ------------------------------------------------------------------------
 
 
-def native_side(pipe: Any) -> int:
+def _native_side(pipe: Any) -> int:
     """The short side the model was trained at: UNet sample size × VAE scale factor."""
     return int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
 
@@ -457,7 +457,7 @@ def _load_models(
         job.adapter = warm(
             "lcm_lora",
             _lora_key(models, device),
-            lambda: ensure_lcm_lora(cache, models, device, base),
+            lambda: _ensure_lcm_lora(cache, models, device, base),
         )
         job.vae = warm(
             "taesd", _key("taesd", models.taesd, device), lambda: get_taesd(cache, models, device)
@@ -544,7 +544,7 @@ def stylize(
     }
     with timer.stage("prepare"):
         pipe = _job_pipeline(job, settings.fast)
-        h, w = diffusion_size(height, width, native_side(pipe))
+        h, w = diffusion_size(height, width, _native_side(pipe))
         scheduler_config = pipe.scheduler.config
         max_steps = int(
             scheduler_config.original_inference_steps

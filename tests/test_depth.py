@@ -20,11 +20,9 @@ from pipeline.depth import (
     PreprocessSpec,
     check_rgb,
     get_depth_estimator,
-    model_input_size,
     nearness_from_raw,
     preprocess,
     preprocess_spec,
-    resize_half_pixel,
 )
 from pipeline.models import ModelCache, model_dtype
 
@@ -254,14 +252,14 @@ def test_model_input_size_matches_the_processor(
     width: int, height: int, keep_aspect_ratio: bool
 ) -> None:
     processor = real_processor(keep_aspect_ratio=keep_aspect_ratio)
+    spec = preprocess_spec(processor)
+    assert spec is not None
     image = np.zeros((height, width, 3), np.uint8)
     expected = processor(images=image, return_tensors="np")["pixel_values"].shape
 
-    ours = model_input_size(
-        (width, height), target=(518, 518), keep_aspect_ratio=keep_aspect_ratio, multiple=14
-    )
+    ours = preprocess(image.astype(np.float32), spec=spec).shape
 
-    assert (ours[1], ours[0]) == expected[2:]
+    assert tuple(ours) == expected
 
 
 # --- raw depth maps -> nearness --------------------------------------------------------------
@@ -403,9 +401,9 @@ def test_bad_arguments_name_the_value_and_the_range() -> None:
         nearness_from_raw(np.zeros((2, 2), bool), kind=DepthMapKind.DEPTH, canvas_size=(2, 2))
 
 
-def test_resize_half_pixel_same_size_is_untouched() -> None:
+def test_a_map_at_the_canvas_size_is_not_resampled() -> None:
     image = ramp(5, 7)
-    out = resize_half_pixel(image, size=(7, 5))
+    out = nearness_from_raw(image, kind=DepthMapKind.DISPARITY, canvas_size=(7, 5))
     np.testing.assert_array_equal(out, image)
 
 
