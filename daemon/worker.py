@@ -119,12 +119,10 @@ class PipelineWorker:
         started = self._listen(
             conn,
             deadline=time.monotonic() + START_TIMEOUT_SECONDS,
-            timed_out=Failed(
-                reason=f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
+            timed_out=_timed_out(
+                f"The pipeline process did not start within {START_TIMEOUT_SECONDS:g} s.",
                 hint="The machine may be overloaded or short of memory; see the log.",
                 stage="worker",
-                transient=True,
-                error_class="TimeoutError",
             ),
             should_stop=should_stop,
             until_ready=True,
@@ -139,12 +137,10 @@ class PipelineWorker:
         outcome = self._listen(
             conn,
             deadline=time.monotonic() + timeout,
-            timed_out=Failed(
-                reason=f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
+            timed_out=_timed_out(
+                f"The job took longer than queue.job_timeout_seconds ({timeout:g} s).",
                 hint="Raise queue.job_timeout_seconds, or lower max_side or steps for this photo.",
                 stage="timeout",
-                transient=True,
-                error_class="TimeoutError",
             ),
             should_stop=should_stop,
             progress=progress,
@@ -236,6 +232,11 @@ class PipelineWorker:
         if self._conn is not None:
             self._conn.close()
         self._process, self._conn = None, None
+
+
+def _timed_out(reason: str, *, hint: str, stage: str) -> Failed:
+    """A deadline passed: the child is killed, and the job may run again."""
+    return Failed(reason=reason, hint=hint, stage=stage, transient=True, error_class="TimeoutError")
 
 
 _CRASHED = object()
