@@ -27,7 +27,7 @@ from pipeline.inpaint import DiffusionInpainter
 from pipeline.io import DecodedImage, decode_image, encode_gray16_png, read_depth_file
 from pipeline.job import Job, JobResult, ProgressCallback
 from pipeline.layers import FillFunction
-from pipeline.models import ModelCache, resolve_device
+from pipeline.models import ModelCache, model_dtype, resolve_device
 from pipeline.stack import build_stack
 from pipeline.timing import StageTimer, utc_now
 
@@ -153,8 +153,9 @@ def _alignment(stylized: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _diffusion_inpainter(job: Job, cache: ModelCache, model_id: str) -> DiffusionInpainter:
-    """``models.inpaint`` loaded once per worker; when it names the img2img model, the
-    painterly pipeline's UNet, VAE and text encoder are shared instead of loaded twice."""
+    """``models.inpaint`` loaded once per worker (per id, device and dtype); when it names
+    the img2img model, the painterly pipeline's UNet, VAE and text encoder (and dtype)
+    are shared instead of loaded twice."""
     device = resolve_device(job.models.device)
     if model_id == job.models.img2img:
         from pipeline.stylize import get_img2img_pipeline
@@ -163,9 +164,11 @@ def _diffusion_inpainter(job: Job, cache: ModelCache, model_id: str) -> Diffusio
             pipe = get_img2img_pipeline(cache, job.models, device)
             return DiffusionInpainter.sharing(pipe, model_id=model_id, device=device)
 
-        return cache.get(("inpaint-shared", model_id, device), share)
+        return cache.get(("inpaint-shared", model_id, device), share)  # img2img's dtype
+    dtype = model_dtype("inpaint", device)
     return cache.get(
-        ("inpaint", model_id, device), lambda: DiffusionInpainter(model_id, device=device)
+        ("inpaint", model_id, device, str(dtype)),
+        lambda: DiffusionInpainter(model_id, device=device, dtype=dtype),
     )
 
 
