@@ -128,6 +128,31 @@ def _lora_key(models: ModelSettings, device: str) -> tuple[str, ...]:
     return (*_key("lcm_lora", models.lcm_lora, device), models.img2img)
 
 
+def _warm_model(
+    cache: ModelCache,
+    role: str,
+    model_id: str,
+    device: str,
+    *,
+    from_pretrained: Callable[..., Any],
+    setup: Callable[[Any], None],
+    **kwargs: Any,
+) -> Any:
+    """The model of ``role`` built once per cache: ``from_pretrained`` in the role's dtype,
+    moved to ``device``, then ``setup``. A missing model is a
+    :class:`~config.errors.ModelNotAvailableError`."""
+
+    def build() -> Any:
+        model: Any = load_pretrained(
+            from_pretrained, model_id, role=role, dtype=_dtype(role, device), **kwargs
+        )
+        model.to(device)
+        setup(model)
+        return model
+
+    return cache.get(_key(role, model_id, device), build)
+
+
 def get_img2img_pipeline(cache: ModelCache, models: ModelSettings, device: str) -> Any:
     """The warm ``StableDiffusionImg2ImgPipeline`` of ``models.img2img`` on ``device``.
 
@@ -139,55 +164,51 @@ def get_img2img_pipeline(cache: ModelCache, models: ModelSettings, device: str) 
     A missing model is a :class:`~config.errors.ModelNotAvailableError`.
     """
 
-    def build() -> Any:
-        pipe: Any = load_pretrained(
-            StableDiffusionImg2ImgPipeline.from_pretrained,
-            models.img2img,
-            role="img2img",
-            dtype=_dtype("img2img", device),
-            safety_checker=None,  # a local art tool: no NSFW blanking of false positives
-            requires_safety_checker=False,
-        )
-        pipe.to(device)
+    def setup(pipe: Any) -> None:
         if device.startswith("mps"):
             pipe.enable_attention_slicing()
         pipe.set_progress_bar_config(disable=True)
-        return pipe
 
-    return cache.get(_key("img2img", models.img2img, device), build)
+    return _warm_model(
+        cache,
+        "img2img",
+        models.img2img,
+        device,
+        from_pretrained=StableDiffusionImg2ImgPipeline.from_pretrained,
+        setup=setup,
+        safety_checker=None,  # a local art tool: no NSFW blanking of false positives
+        requires_safety_checker=False,
+    )
 
 
 def get_controlnet(cache: ModelCache, models: ModelSettings, device: str) -> Any:
     """The warm depth ``ControlNetModel`` (``models.controlnet``); raises if it is missing."""
 
-    def build() -> Any:
-        net: Any = load_pretrained(
-            ControlNetModel.from_pretrained,
-            models.controlnet,
-            role="controlnet",
-            dtype=_dtype("controlnet", device),
-        )
-        net.to(device).eval()
+    def setup(net: Any) -> None:
+        net.eval()
         if device.startswith("mps"):
             net.set_attention_slice("auto")
-        return net
 
-    return cache.get(_key("controlnet", models.controlnet, device), build)
+    return _warm_model(
+        cache,
+        "controlnet",
+        models.controlnet,
+        device,
+        from_pretrained=ControlNetModel.from_pretrained,
+        setup=setup,
+    )
 
 
 def get_taesd(cache: ModelCache, models: ModelSettings, device: str) -> Any:
     """The warm ``AutoencoderTiny`` (TAESD, ``models.taesd``) for fast mode."""
-
-    def build() -> Any:
-        vae: Any = load_pretrained(
-            AutoencoderTiny.from_pretrained,
-            models.taesd,
-            role="taesd",
-            dtype=_dtype("taesd", device),
-        )
-        return vae.to(device).eval()
-
-    return cache.get(_key("taesd", models.taesd, device), build)
+    return _warm_model(
+        cache,
+        "taesd",
+        models.taesd,
+        device,
+        from_pretrained=AutoencoderTiny.from_pretrained,
+        setup=lambda vae: vae.eval(),
+    )
 
 
 def _ensure_lcm_lora(cache: ModelCache, models: ModelSettings, device: str, base: Any) -> str:
