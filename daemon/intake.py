@@ -43,7 +43,7 @@ ImageCheck = Callable[[Path], bool]
 Clock = Callable[[], float]
 
 
-def stays_inside(path: Path, root: Path) -> bool:
+def _stays_inside(path: Path, root: Path) -> bool:
     """True when no folder between ``root`` and ``path`` is a symlink leading elsewhere."""
     try:
         relative = path.parent.relative_to(root)
@@ -52,7 +52,7 @@ def stays_inside(path: Path, root: Path) -> bool:
         return False
 
 
-def stall_window(settle_seconds: float) -> float:
+def _stall_window(settle_seconds: float) -> float:
     """How long a file that does not read as a whole image must stay still to be taken."""
     return max(STALL_MIN_SECONDS, STALL_FACTOR * settle_seconds)
 
@@ -80,7 +80,7 @@ class Intake:
         )
         self.clock = clock
         self.tracker = SettleTracker(watch.settle_seconds)
-        self.stall_window = stall_window(watch.settle_seconds)
+        self.stall_window = _stall_window(watch.settle_seconds)
         self._incomplete: dict[Path, tuple[int, int]] = {}
         """Files read and found incomplete, with the (size, mtime) they had then."""
         self.roots = {mode: settings.value.inbox_for(mode) for mode in Mode}
@@ -130,7 +130,7 @@ class Intake:
     def _take(self, settled: Settled) -> int:
         path = settled.path
         located = self._root_of(path)
-        if located is None or not stays_inside(path, located[1]):
+        if located is None or not _stays_inside(path, located[1]):
             self._forget(path)
             return 0
         mode, root = located
