@@ -81,7 +81,7 @@ class Disposal:
         return f"{self.name} kept at {self.where}: the trash could not take it ({self.why})"
 
 
-def is_output(name: str, *, failed: bool) -> bool:
+def _is_output(name: str, *, failed: bool) -> bool:
     """True for a file Strata wrote into the job folder (safe to delete)."""
     if failed:
         return name in FAILED_OUTPUT_NAMES
@@ -93,12 +93,12 @@ def dispose(
 ) -> list[Disposal]:
     """Empty and remove ``folder``: outputs deleted, originals trashed (or purged); returns
     where each original went. A folder with an original the trash refused stays."""
-    originals = [p for p in sorted(folder.iterdir()) if not is_output(p.name, failed=failed)]
+    originals = [p for p in sorted(folder.iterdir()) if not _is_output(p.name, failed=failed)]
     if not failed:
         originals = [_restore_photo_name(p, photo_name) for p in originals]
     disposals = [_dispose_one(p, purge=purge, trash=trash) for p in originals]
     for path in folder.iterdir():
-        if is_output(path.name, failed=failed):
+        if _is_output(path.name, failed=failed):
             _remove(path)
     if not any(d.fate is Fate.KEPT for d in disposals):
         shutil.rmtree(folder)

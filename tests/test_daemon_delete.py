@@ -18,7 +18,7 @@ from config.errors import SettingsError
 from config.loader import load_settings
 from config.model import Settings
 from daemon import cmd_manage, manage
-from daemon.disposal import Fate, is_output
+from daemon.disposal import Fate, dispose
 from daemon.ledger import JobFailure, Ledger
 
 STRATA = Path(sys.executable).with_name("strata")
@@ -107,12 +107,22 @@ def delete_args(config: Path, job: str, **flags: bool) -> argparse.Namespace:
     return argparse.Namespace(**{**values, **flags})
 
 
-def test_outputs_are_known_names_and_everything_else_is_an_original() -> None:
-    assert all(is_output(name, failed=False) for name in OUTPUTS)
-    for name in ("source.jpg", "b.yaml", "b.depth.png", "notes.txt"):
-        assert not is_output(name, failed=False), name
-    assert is_output("error.yaml", failed=True)
-    assert not is_output("depth.png", failed=True)  # a photo named depth.png in failed/
+def test_outputs_are_known_names_and_everything_else_is_an_original(tmp_path: Path) -> None:
+    completed, failed = tmp_path / "completed", tmp_path / "failed"
+    for folder, files in [
+        (completed, (*OUTPUTS, "source.jpg", "b.yaml", "b.depth.png", "notes.txt")),
+        (failed, ("error.yaml", "depth.png")),  # a photo named depth.png in failed/
+    ]:
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_bytes(PHOTO_BYTES)
+    completed_trash, failed_trash = FolderTrash(tmp_path / "t1"), FolderTrash(tmp_path / "t2")
+    dispose(completed, photo_name="b.jpg", failed=False, purge=False, trash=completed_trash)
+    dispose(failed, photo_name="depth.png", failed=True, purge=False, trash=failed_trash)
+    assert names(completed_trash.folder) == ["b.depth.png", "b.jpg", "b.yaml", "notes.txt"]
+    assert names(failed_trash.folder) == ["depth.png"]
+    assert not completed.exists()
+    assert not failed.exists()
 
 
 def test_failed_job_originals_go_to_the_trash_and_the_rest_is_deleted(
