@@ -87,7 +87,7 @@ def format_table(entries: list[ModelEntry]) -> str:
     for entry in entries:
         licence = entry.licence + (" (non-commercial)" if entry.non_commercial else "")
         model = entry.model_id if entry.model_id is not None else "(not set)"
-        size = human_size(entry.size_bytes) if entry.size_bytes else "-"
+        size = _human_size(entry.size_bytes) if entry.size_bytes else "-"
         rows.append((entry.role, model, entry.status, size, licence))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = [
@@ -99,7 +99,7 @@ def format_table(entries: list[ModelEntry]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def human_size(size: int) -> str:
+def _human_size(size: int) -> str:
     """Decimal units, as the hub shows them: 97.5 MB, 2.1 GB."""
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):

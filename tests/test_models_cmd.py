@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from daemon import cli, cmd_models
 from pipeline.models import (
     KNOWN_LICENCES,
     ROLES,
+    ModelEntry,
     ModelKind,
     PullItem,
     allow_patterns,
@@ -483,7 +485,22 @@ def test_pull_reports_a_missing_local_folder(
     assert f"the folder {tmp_path / 'gone'} does not exist" in capsys.readouterr().err
 
 
-def test_human_size() -> None:
-    assert cmd_models.human_size(512) == "512 B"
-    assert cmd_models.human_size(97_500_000) == "97.5 MB"
-    assert cmd_models.human_size(2_100_000_000) == "2.1 GB"
+def test_list_shows_sizes_in_decimal_units_as_the_hub_does(
+    hf_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sizes = {"depth": 512, "img2img": 97_500_000, "controlnet": 2_100_000_000}
+
+    def registry(models: ModelSettings, *, cache_dir: Path) -> list[ModelEntry]:
+        entries = [
+            describe_model(role, model_id, cache_dir=cache_dir)
+            for role, model_id in (("depth", "a/b"), ("img2img", "c/d"), ("controlnet", "e/f"))
+        ]
+        return [replace(entry, size_bytes=sizes[entry.role]) for entry in entries]
+
+    monkeypatch.setattr(cmd_models, "model_registry", registry)
+
+    assert strata(["models", "list"], monkeypatch) == 0
+
+    table = capsys.readouterr().out.splitlines()[1:4]
+    rows = {line.split()[0]: line.split()[3:5] for line in table}
+    assert rows == {"depth": ["512", "B"], "img2img": ["97.5", "MB"], "controlnet": ["2.1", "GB"]}
