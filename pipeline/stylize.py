@@ -260,7 +260,9 @@ def _check_array(name: str, value: object, shape: str, ndim: int) -> np.ndarray:
     if value.dtype != np.float32:
         raise PipelineError(f"{name} must be float32 in [0, 1], got {value.dtype}.", stage=STAGE)
     if not np.isfinite(value).all():
-        raise PipelineError(f"{name} holds NaN or infinite values.", stage=STAGE)
+        raise PipelineError(
+            f"{name} holds NaN or infinite values: allowed finite values in [0, 1].", stage=STAGE
+        )
     low, high = float(value.min()), float(value.max())
     if low < 0.0 or high > 1.0:
         raise PipelineError(
