@@ -195,6 +195,9 @@ def _tidy(
     )
     regions = _adopt(terms, values, regions, tolerance=tolerance)
     regions = _absorb_small(regions, ignore=ignore, min_pixels=min_region)
+    regions = _follow_thin(
+        terms, values, regions, ignore=ignore, tolerance=keep_tolerance, min_pixels=fragment
+    )
     return _settle_fragments(
         terms, values, regions, reach=width, tolerance=keep_tolerance, min_pixels=fragment
     )
@@ -453,6 +456,71 @@ def _add_peaks(
         return regions
     result: np.ndarray = np.where(pieces > 0, pieces + int(regions.max()), regions)
     return result.astype(np.int32)
+
+
+def _follow_thin(
+    terms: np.ndarray,
+    values: np.ndarray,
+    regions: np.ndarray,
+    *,
+    ignore: np.ndarray,
+    tolerance: float,
+    min_pixels: int,
+    thin: int = 4,
+) -> np.ndarray:
+    """Thin structures (a wire, a stick, a pole: up to ``thin`` px wide) go with the
+    surface they are attached to: every pixel of a thin structure its own surface misses
+    by more than ``tolerance`` is claimed by a neighbouring region's surface (one of
+    ``min_pixels`` at least) that predicts it within ``tolerance``, and the claim spreads
+    along the structure pixel by pixel (8-connected), however long it is.
+
+    A thin part is too narrow to seed a region of its own and farther from its body than
+    :func:`_reassign` looks, so without this it stays painted into the surface behind."""
+    models = _fit(terms, values, regions)
+    height, width = regions.shape
+    labels = regions.ravel().copy()
+    x, y = terms.reshape(-1, TERMS), values.ravel()
+    error = np.where(labels > 0, np.abs(predict(models, terms, regions).ravel() - y), np.inf)
+    missed = ((error > tolerance) & ~ignore.ravel()).reshape(regions.shape).astype(np.uint8)
+    # only what is thin: a broad patch the surfaces miss (a model's bias) is not a wire
+    broad = cv2.morphologyEx(missed, cv2.MORPH_OPEN, np.ones((thin + 1, thin + 1), np.uint8))
+    misfit = ((missed > 0) & (broad == 0)).ravel()
+    if not misfit.any():
+        return regions
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+    def neighbours(index: int) -> list[int]:
+        row, col = divmod(index, width)
+        return [
+            (row + dy) * width + col + dx
+            for dy, dx in steps
+            if 0 <= row + dy < height and 0 <= col + dx < width
+        ]
+
+    pixels = np.bincount(labels, minlength=models.shape[0])
+    hosts = np.where(pixels[labels] >= min_pixels, labels, 0)  # fragments claim nothing
+    fitting = np.where(misfit, 0, hosts).reshape(regions.shape)
+    frontier = [  # (misfit pixel, the region of a fitting neighbour)
+        (int(index), int(region))
+        for dy, dx in steps
+        for index, region in zip(
+            *_pairs(misfit.reshape(regions.shape), _shifted(fitting, dy, dx)), strict=True
+        )
+    ]
+    while frontier:
+        index, region = frontier.pop()
+        claim = abs(float(x[index] @ models[region]) - float(y[index]))
+        if claim > tolerance or claim >= error[index]:
+            continue
+        labels[index], error[index] = region, claim
+        frontier.extend((n, region) for n in neighbours(index) if misfit[n] and labels[n] != region)
+    return labels.reshape(regions.shape)
+
+
+def _pairs(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat indices of ``mask``'s pixels where ``labels`` is set, and those labels."""
+    index = np.flatnonzero(mask.ravel() & (labels.ravel() > 0))
+    return index, labels.ravel()[index]
 
 
 def _settle_fragments(

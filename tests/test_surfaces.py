@@ -3,6 +3,7 @@ a floor is one surface however much depth it spans, an object standing on it ano
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,21 @@ def test_a_floor_is_one_surface_and_each_box_on_it_another() -> None:
         assert share > 0.95
         assert region != floor_region
     assert box_regions[0][0] != box_regions[1][0]
+
+
+@pytest.mark.parametrize("thickness", [1, 2, 3])
+def test_a_thin_wire_goes_with_the_box_it_hangs_from(thickness: int) -> None:
+    nearness, boxes = floor_with_objects()
+    wire = np.zeros((HEIGHT, WIDTH), np.uint8)
+    # from the near box's side, out and up across the floor: diagonal, 36 px long
+    cv2.line(wire, (124, 70), (150, 45), 1, thickness)
+    wire = wire.astype(bool) & ~boxes[1]
+    nearness[wire] = nearness[94, 0]  # the box's depth
+    surfaces = surfaces_of(nearness, 3)
+    box_region, _ = main_region(surfaces, boxes[1])
+    assert np.mean(surfaces.regions[wire] == box_region) > 0.95
+    floor_region, floor_share = main_region(surfaces, ~(boxes[0] | boxes[1] | wire))
+    assert floor_share > 0.98 and floor_region != box_region
 
 
 def test_the_floor_is_behind_the_boxes_though_its_mean_is_nearer_than_the_far_box() -> None:
