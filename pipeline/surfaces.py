@@ -19,8 +19,9 @@ for lens distortion and model bias) per region, in two stages:
 2. **tidy** (:func:`_tidy`): pieces of one surface that a single quadratic cannot follow
    (a model's slow bias) are joined where they continue each other; a peak the blur left
    without a flat top becomes a region (a small object); a region lying on a much larger
-   one's surface joins it (the wall seen between spokes); fragments go to the surface that
-   explains them, or stay when none does.
+   one's surface joins it (the wall seen between spokes); thin structures (a wire, a
+   stick) go with the surface they hang from; fragments go to the surface that explains
+   them, or stay when none does.
 
 Ramps (where the depth map blurs across an object's edge) belong to no surface; they are
 left to :func:`pipeline.edges.assign_ramps`.
@@ -179,7 +180,7 @@ def _tidy(
     min_region: int,
 ) -> np.ndarray:
     """Stage 2 of :func:`find_surfaces`: join continuations, add peaks, adopt regions
-    lying on larger ones, give back speckle and settle fragments."""
+    lying on larger ones, give back speckle, follow thin structures and settle fragments."""
     models = _fit(terms, values, regions)
     regions = _join_continuations(
         terms, regions, models, band=width, tolerance=tolerance, min_pixels=join_min
