@@ -15,13 +15,14 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from config.errors import StrataError
 from config.model import QueueBackend, QueueSettings
@@ -185,54 +186,6 @@ class JobFailure:
     stage: str
 
 
-class JobLedger(Protocol):
-    """What the daemon and the CLI need from a ledger: :class:`Ledger` (SQLite, one
-    machine) or :class:`daemon.ledger_redis.RedisLedger` (shared by several)."""
-
-    def close(self) -> None: ...
-    def create_job(
-        self, *, mode: str, input_path: Path, input_key: str, priority: int = 0
-    ) -> JobRecord | None: ...
-    def get(self, job_id: str) -> JobRecord | None: ...
-    def find(self, prefix: str) -> JobRecord: ...
-    def recent(
-        self, *, status: JobStatus | None = None, limit: int | None = None, skip: int = 0
-    ) -> list[JobRecord]: ...
-    def active_for(self, input_key: str) -> JobRecord | None: ...
-    def with_status(self, *statuses: JobStatus) -> list[JobRecord]: ...
-    def earlier_result(self, job: JobRecord, inputs: JobInputs) -> JobRecord | None: ...
-    def counts(self) -> dict[str, int]: ...
-    def changes_since(self, version: int) -> list[JobRecord]: ...
-    def latest_version(self) -> int: ...
-    def claim(self, job_id: str) -> JobRecord | None: ...
-    def renew_lease(self, job_id: str) -> bool: ...
-    def requeue_lost(self, *, retries: int) -> list[JobRecord]: ...
-    def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None: ...
-    def complete(
-        self,
-        job_id: str,
-        *,
-        output_dir: Path,
-        manifest: dict[str, Any],
-        duplicate_of: str | None = None,
-    ) -> None: ...
-    def fail(self, job_id: str, failure: JobFailure, *, output_dir: Path | None) -> None: ...
-    def mark_cancelled(self, job_id: str, *, output_dir: Path | None) -> None: ...
-    def requeue(
-        self, job_id: str, *, note: str | None = None, interrupted: bool = False
-    ) -> bool: ...
-    def interrupted_to_pending(self) -> list[str]: ...
-    def cancel_pending(self, job_id: str) -> bool: ...
-    def request_cancel(self, job_id: str) -> bool: ...
-    def cancel_is_requested(self, job_id: str) -> bool: ...
-    def reset_for_retry(self, job_id: str, *, input_path: Path, input_key: str) -> bool: ...
-    def set_output_dir(self, job_id: str, output_dir: Path | None) -> None: ...
-    def delete(self, job_id: str) -> bool: ...
-    def beat(self, role: str, *, started_at: str, details: dict[str, Any]) -> None: ...
-    def clear_beat(self, role: str) -> None: ...
-    def heartbeats(self) -> dict[str, Heartbeat]: ...
-
-
 def worker_name(state_dir: Path) -> str:
     """This process's name in leases and heartbeats: its host and its state folder (so a
     worker restarted on the same folder recognises its own interrupted jobs)."""
@@ -258,15 +211,89 @@ def open_ledger(
     return Ledger.in_state_dir(state_dir)
 
 
-class JobTransitions:
-    """What each ledger records when a job's inputs are known and when it ends, in the
-    column names both ledgers share; a ledger stores them (``_store_inputs``, ``_finish``)."""
+class JobLedger(ABC):
+    """What the daemon and the CLI need from a ledger: :class:`Ledger` (SQLite, one
+    machine) or :class:`daemon.ledger_redis.RedisLedger` (shared by several).
 
-    def _store_inputs(self, job_id: str, **values: Any) -> None:
-        raise NotImplementedError
+    What a ledger records when a job's inputs are known, when it ends and when it is
+    retried is written here once, in the column names both share; a ledger stores it
+    (``_store_inputs``, ``_finish``, ``_reopen``)."""
 
-    def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
+    @abstractmethod
+    def create_job(
+        self, *, mode: str, input_path: Path, input_key: str, priority: int = 0
+    ) -> JobRecord | None: ...
+    @abstractmethod
+    def get(self, job_id: str) -> JobRecord | None: ...
+    @abstractmethod
+    def find(self, prefix: str) -> JobRecord: ...
+    @abstractmethod
+    def recent(
+        self, *, status: JobStatus | None = None, limit: int | None = None, skip: int = 0
+    ) -> list[JobRecord]: ...
+    @abstractmethod
+    def active_for(self, input_key: str) -> JobRecord | None: ...
+    @abstractmethod
+    def with_status(self, *statuses: JobStatus) -> list[JobRecord]: ...
+    @abstractmethod
+    def earlier_result(self, job: JobRecord, inputs: JobInputs) -> JobRecord | None: ...
+    @abstractmethod
+    def counts(self) -> dict[str, int]: ...
+    @abstractmethod
+    def changes_since(self, version: int) -> list[JobRecord]: ...
+    @abstractmethod
+    def latest_version(self) -> int: ...
+    @abstractmethod
+    def claim(self, job_id: str) -> JobRecord | None: ...
+    @abstractmethod
+    def renew_lease(self, job_id: str) -> bool: ...
+    @abstractmethod
+    def requeue_lost(self, *, retries: int) -> list[JobRecord]:
+        """Jobs whose worker stopped renewing its lease and that have retries left, back
+        to pending (the lost run counts as an attempt); returns them, to enqueue."""
+
+    @abstractmethod
+    def take_over_lost(self, *, retries: int) -> list[JobRecord]:
+        """Jobs whose worker stopped renewing its lease with no retries left, now under
+        this worker's lease, for it to end as failed (:func:`daemon.lifecycle.fail_lost`)."""
+
+    @abstractmethod
+    def requeue(
+        self, job_id: str, *, note: str | None = None, interrupted: bool = False
+    ) -> bool: ...
+    @abstractmethod
+    def interrupted_to_pending(self) -> list[str]: ...
+    @abstractmethod
+    def cancel_pending(self, job_id: str) -> bool: ...
+    @abstractmethod
+    def request_cancel(self, job_id: str) -> bool: ...
+    @abstractmethod
+    def cancel_is_requested(self, job_id: str) -> bool: ...
+    @abstractmethod
+    def set_output_dir(self, job_id: str, output_dir: Path | None) -> None: ...
+    @abstractmethod
+    def delete(self, job_id: str) -> bool: ...
+    @abstractmethod
+    def beat(self, role: str, *, started_at: str, details: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def clear_beat(self, role: str) -> None: ...
+    @abstractmethod
+    def heartbeats(self) -> dict[str, Heartbeat]: ...
+
+    # --- how each ledger stores the shared transitions -----------------------------------
+
+    @abstractmethod
+    def _store_inputs(self, job_id: str, **values: Any) -> None: ...
+    @abstractmethod
+    def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None: ...
+    @abstractmethod
+    def _reopen(self, job_id: str, **values: Any) -> bool | None:
+        """Set ``values`` on a failed or cancelled job; None when its input already has
+        another pending or running job."""
+
+    # --- the shared transitions ----------------------------------------------------------
 
     def record_inputs(self, job_id: str, mode: str, inputs: JobInputs) -> None:
         painterly = mode == "painterly"
@@ -321,8 +348,30 @@ class JobTransitions:
             error_stage="cancelled",
         )
 
+    def reset_for_retry(self, job_id: str, *, input_path: Path, input_key: str) -> bool:
+        """A failed or cancelled job becomes pending again with its input back in the
+        inbox; False when it is neither."""
+        reopened = self._reopen(
+            job_id,
+            status=JobStatus.PENDING.value,
+            input_path=str(input_path),
+            input_key=input_key,
+            started_at=None,
+            completed_at=None,
+            processing_time=None,
+            output_dir=None,
+            error_message=None,
+            error_hint=None,
+            error_stage=None,
+            attempts=0,
+            cancel_requested=0,
+        )
+        if reopened is None:
+            raise JobStateError(f"Another job already holds {Path(input_path).name} in the inbox.")
+        return reopened
 
-class Ledger(JobTransitions):
+
+class Ledger(JobLedger):
     """Thread-safe access to ``state_dir/ledger.db`` (WAL, busy timeout)."""
 
     def __init__(self, path: Path) -> None:
@@ -568,30 +617,11 @@ class Ledger(JobTransitions):
         job = self.get(job_id)
         return bool(job and job.cancel_requested)
 
-    def reset_for_retry(self, job_id: str, *, input_path: Path, input_key: str) -> bool:
-        """A failed or cancelled job becomes pending again with its input back in the inbox."""
+    def _reopen(self, job_id: str, **values: Any) -> bool | None:
         try:
-            return self._update(
-                job_id,
-                "status in ('failed', 'cancelled')",
-                (),
-                status=JobStatus.PENDING.value,
-                input_path=str(input_path),
-                input_key=input_key,
-                started_at=None,
-                completed_at=None,
-                processing_time=None,
-                output_dir=None,
-                error_message=None,
-                error_hint=None,
-                error_stage=None,
-                attempts=0,
-                cancel_requested=0,
-            )
-        except sqlite3.IntegrityError as error:
-            raise JobStateError(
-                f"Another job already holds {Path(input_path).name} in the inbox.",
-            ) from error
+            return self._update(job_id, "status in ('failed', 'cancelled')", (), **values)
+        except sqlite3.IntegrityError:
+            return None
 
     def set_output_dir(self, job_id: str, output_dir: Path | None) -> None:
         self._update(job_id, "1", (), output_dir=str(output_dir) if output_dir else None)
@@ -635,6 +665,9 @@ class Ledger(JobTransitions):
         return True
 
     def requeue_lost(self, *, retries: int) -> list[JobRecord]:
+        return []
+
+    def take_over_lost(self, *, retries: int) -> list[JobRecord]:
         return []
 
     def heartbeats(self) -> dict[str, Heartbeat]:

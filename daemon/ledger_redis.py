@@ -14,8 +14,9 @@ an end is atomic on the server whichever machine sends it. The keys (all under
 
 A running job carries a lease: ``lease_owner`` (the worker) and ``lease_until`` (server
 time). The worker renews it while the job runs; a worker that dies stops renewing, and
-any other worker puts the job back (:meth:`RedisLedger.requeue_lost`). A worker that
-lost its lease can no longer end the job: its late result is dropped.
+any other worker puts the job back (:meth:`RedisLedger.requeue_lost`), or, with no
+retries left, takes it over to end it as failed (:meth:`RedisLedger.take_over_lost`). A
+worker that lost its lease can no longer end the job: its late result is dropped.
 
 Redis being unreachable is waited out with back-off (one log line when it goes, one
 when it is back); only a command-line caller with ``patience`` gets an error.
@@ -39,11 +40,10 @@ from daemon.ledger import (
     ACTIVE,
     Heartbeat,
     JobInputs,
+    JobLedger,
     JobNotFoundError,
     JobRecord,
-    JobStateError,
     JobStatus,
-    JobTransitions,
     now_iso,
     seconds_between,
 )
@@ -127,7 +127,7 @@ return 1
 """
 
 
-class RedisLedger(JobTransitions):
+class RedisLedger(JobLedger):
     """The ledger on a Redis server; ``owner`` names this worker in leases and beats."""
 
     def __init__(
@@ -198,7 +198,7 @@ class RedisLedger(JobTransitions):
         job_id: str,
         *,
         allowed: tuple[JobStatus, ...] = (),
-        attempts: int = 0,
+        add_attempts: int = 0,
         owner: str = "",
         take_lease: bool = False,
         bump: bool = True,
@@ -210,7 +210,7 @@ class RedisLedger(JobTransitions):
             job_id,
             json.dumps([status.value for status in allowed]),
             json.dumps(changes),
-            attempts,
+            add_attempts,
             owner,
             self.lease_seconds if take_lease else 0,
             now_iso(),
@@ -342,7 +342,7 @@ class RedisLedger(JobTransitions):
         claimed = self._update(
             job_id,
             allowed=(JobStatus.PENDING,),
-            attempts=1,
+            add_attempts=1,
             take_lease=True,
             status=JobStatus.PROCESSING.value,
             started_at=now_iso(),
@@ -364,48 +364,43 @@ class RedisLedger(JobTransitions):
         )
 
     def requeue_lost(self, *, retries: int) -> list[JobRecord]:
-        """Jobs whose worker stopped renewing its lease: back to pending while retries
-        are left (the lost run counts as an attempt), failed otherwise. Returns the
-        jobs put back, to enqueue. Any number of workers may call this at once."""
-        back = []
-        for job in self.with_status(JobStatus.PROCESSING):
-            if job.attempts <= retries:
-                changed = self._update(
-                    job.id,
-                    allowed=(JobStatus.PROCESSING,),
-                    only_expired=True,
-                    status=JobStatus.PENDING.value,
-                    started_at=None,
-                    error_message="Its worker stopped answering; runs again.",
-                )
-                if changed == 1:
-                    back.append(job)
-            else:
-                self._update(
-                    job.id,
-                    allowed=(JobStatus.PROCESSING,),
-                    only_expired=True,
-                    status=JobStatus.FAILED.value,
-                    completed_at=now_iso(),
-                    error_message="Its worker stopped answering, and no retries are left.",
-                    error_hint="Run `strata retry JOB` once the workers are healthy.",
-                    error_stage="worker",
-                    cancel_requested=0,
-                )
-        return back
+        return self._lost(
+            lambda job: job.attempts <= retries,
+            status=JobStatus.PENDING.value,
+            started_at=None,
+            error_message="Its worker stopped answering; runs again.",
+        )
+
+    def take_over_lost(self, *, retries: int) -> list[JobRecord]:
+        taken = self._lost(
+            lambda job: job.attempts > retries, take_lease=True, lease_owner=self.owner
+        )
+        return [record for job in taken if (record := self.get(job.id)) is not None]
+
+    def _lost(self, which: Callable[[JobRecord], bool], **update: Any) -> list[JobRecord]:
+        """The running jobs ``which`` picks whose lease expired, each changed by
+        ``update`` once, whichever of the workers calling at once asks first."""
+        return [
+            job
+            for job in self.with_status(JobStatus.PROCESSING)
+            if which(job)
+            and self._update(job.id, allowed=(JobStatus.PROCESSING,), only_expired=True, **update)
+            == 1
+        ]
 
     def _store_inputs(self, job_id: str, **values: Any) -> None:
         self._update(job_id, **values)
 
     def _finish(self, job_id: str, status: JobStatus, **values: Any) -> None:
+        """Only the worker holding the running job's lease ends it."""
         row = self._raw(job_id)
         if row is None:
             return
         completed = now_iso()
-        owner = self.owner if row.get("status") == JobStatus.PROCESSING.value else ""
         changed = self._update(
             job_id,
-            owner=owner,
+            allowed=(JobStatus.PROCESSING,),
+            owner=self.owner,
             status=status.value,
             completed_at=completed,
             processing_time=seconds_between(row.get("started_at"), completed),
@@ -413,7 +408,7 @@ class RedisLedger(JobTransitions):
             **values,
         )
         if changed != 1:
-            logger.warning("job {} is another worker's now; this run's end is dropped", job_id)
+            logger.warning("job {} is not this worker's now; this run's end is dropped", job_id)
 
     def requeue(self, job_id: str, *, note: str | None = None, interrupted: bool = False) -> bool:
         return (
@@ -421,7 +416,7 @@ class RedisLedger(JobTransitions):
                 job_id,
                 allowed=(JobStatus.PROCESSING,),
                 owner=self.owner,
-                attempts=-1 if interrupted else 0,
+                add_attempts=-1 if interrupted else 0,
                 status=JobStatus.PENDING.value,
                 started_at=None,
                 error_message="Interrupted; runs again." if interrupted else note,
@@ -455,26 +450,9 @@ class RedisLedger(JobTransitions):
         job = self.get(job_id)
         return bool(job and job.cancel_requested)
 
-    def reset_for_retry(self, job_id: str, *, input_path: Path, input_key: str) -> bool:
-        changed = self._update(
-            job_id,
-            allowed=(JobStatus.FAILED, JobStatus.CANCELLED),
-            status=JobStatus.PENDING.value,
-            input_path=str(input_path),
-            input_key=input_key,
-            started_at=None,
-            completed_at=None,
-            processing_time=None,
-            output_dir=None,
-            error_message=None,
-            error_hint=None,
-            error_stage=None,
-            attempts=0,
-            cancel_requested=0,
-        )
-        if changed == -1:
-            raise JobStateError(f"Another job already holds {Path(input_path).name} in the inbox.")
-        return changed == 1
+    def _reopen(self, job_id: str, **values: Any) -> bool | None:
+        changed = self._update(job_id, allowed=(JobStatus.FAILED, JobStatus.CANCELLED), **values)
+        return None if changed == -1 else changed == 1
 
     def set_output_dir(self, job_id: str, output_dir: Path | None) -> None:
         self._update(job_id, output_dir=str(output_dir) if output_dir else None)

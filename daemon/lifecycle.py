@@ -6,7 +6,9 @@
   ``error.yaml`` (job_id, reason, hint, stage, at), built in a hidden temporary folder
   and renamed into place;
 - duplicate: a new job folder filled from an earlier result, ``duplicate_of`` in its
-  manifest, manifest written last.
+  manifest, manifest written last;
+- lost (its worker died, the lease expired, no retries left): the worker that takes it
+  over ends it as a failure (:func:`fail_lost`).
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from loguru import logger
 
 from config.loader import FOLDER_DEFAULTS_NAME, SIDECAR_SUFFIXES
+from daemon.ledger import JobFailure, JobLedger, JobRecord
 from daemon.names import IGNORED_FILE_NAMES, is_depth_map_name
 from daemon.retry import with_backoff
 from pipeline.formats import DEPTH_MARK
 from pipeline.timing import utc_now
+
+if TYPE_CHECKING:
+    from daemon.executor import Paths
 
 ERROR_FILE = "error.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -238,3 +244,35 @@ def restore_failed_temp(failed_root: Path, job_id: str, inbox_folder: Path) -> N
         if path.name != ERROR_FILE and not (inbox_folder / path.name).exists():
             move(path, inbox_folder / path.name)
     shutil.rmtree(temp, ignore_errors=True)
+
+
+LOST = JobFailure(
+    "Its worker stopped answering, and no retries are left.",
+    "Run `strata retry JOB` once the workers are healthy.",
+    "worker",
+)
+
+
+def fail_lost(ledger: JobLedger, job: JobRecord, paths: Paths) -> Path | None:
+    """End a lost job this worker took over (``ledger.take_over_lost``) as any failed
+    job ends: input + companions + error.yaml to ``outbox/failed/<stem>/`` (finishing a
+    move the dead worker began), its half-built job folder removed, the ledger failed
+    with that folder. A result the dead worker finished completes the job instead.
+    Returns the job's folder (None when the input is gone)."""
+    finished = folder_of_job(paths.output_root, paths.image.stem, job.id)
+    manifest = read_manifest(finished) if finished else None
+    if finished is not None and manifest is not None:
+        clear_inbox_after_success(paths.image, companions(paths.image), finished)
+        duplicate_of = manifest.get("duplicate_of")
+        ledger.complete(job.id, output_dir=finished, manifest=manifest, duplicate_of=duplicate_of)
+        return finished
+    shutil.rmtree(_temp_folder(paths.output_root, job.id), ignore_errors=True)
+    folder = None
+    if paths.image.is_file() or _temp_folder(paths.failed_root, job.id).is_dir():
+        extras = companions(paths.image, (job.settings or {}).get("depth_map"))
+        report = ErrorReport(job.id, LOST.reason, LOST.hint, LOST.stage)
+        folder = move_to_failed(paths.failed_root, paths.image, extras, report)
+    ledger.fail(job.id, LOST, output_dir=folder)
+    prune_batch_folder(paths.image.parent, paths.inbox_root)
+    logger.bind(job=job.id).warning("{} failed: {}", job.input_filename, LOST.reason)
+    return folder

@@ -15,7 +15,15 @@ from huey import MemoryHuey
 from redis_server import RedisServer, started
 
 from config.model import QueueSettings
-from daemon.ledger import JobFailure, JobInputs, JobLedger, JobNotFoundError, JobStatus, Ledger
+from daemon.ledger import (
+    JobFailure,
+    JobInputs,
+    JobLedger,
+    JobNotFoundError,
+    JobStateError,
+    JobStatus,
+    Ledger,
+)
 from daemon.ledger_redis import RedisLedger
 from daemon.queue import POLL_SECONDS, JobQueue, open_queue, reconcile
 
@@ -165,6 +173,37 @@ def test_cancel_pending_and_request_cancel_running(ledger: JobLedger) -> None:
     assert not ledger.cancel_pending(running)
     assert ledger.request_cancel(running)
     assert ledger.cancel_is_requested(running)
+
+
+def test_a_retried_job_is_pending_again_with_its_retries_and_its_new_input(
+    ledger: JobLedger,
+) -> None:
+    job_id = new_job(ledger, "f.jpg")
+    ledger.claim(job_id)
+    ledger.fail(job_id, JobFailure("Bad.", "Fix it.", "decode"), output_dir=Path("/out/failed/f"))
+    assert not ledger.reset_for_retry(
+        new_job(ledger, "other.jpg"), input_path=Path("/x"), input_key="x"
+    )
+    assert ledger.reset_for_retry(
+        job_id, input_path=Path("/in/again/f.jpg"), input_key="photo-realistic/again/f.jpg"
+    )
+    record = ledger.get(job_id)
+    assert record is not None
+    assert record.status is JobStatus.PENDING
+    assert record.attempts == 0
+    assert (record.input_path, record.input_key) == (
+        "/in/again/f.jpg",
+        "photo-realistic/again/f.jpg",
+    )
+    assert (record.output_dir, record.error_message, record.completed_at) == (None, None, None)
+    assert ledger.active_for("photo-realistic/again/f.jpg") == record
+    ledger.claim(job_id)
+    ledger.mark_cancelled(job_id, output_dir=None)
+    new_job(ledger, "again/f.jpg")  # the photo dropped in again meanwhile
+    with pytest.raises(JobStateError, match="already holds f"):
+        ledger.reset_for_retry(
+            job_id, input_path=Path("/in/again/f.jpg"), input_key="photo-realistic/again/f.jpg"
+        )
 
 
 def test_reconcile_puts_back_pending_jobs_the_queue_lost(ledger: JobLedger) -> None:

@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from redis_server import RedisServer, free_port, started
 
 from config.errors import QueueUnreachableError
-from config.model import QueueBackend, QueueSettings
+from config.model import Mode, QueueBackend, QueueSettings, Settings
 from daemon import health
 from daemon.cmd_manage import describe
+from daemon.executor import Paths
 from daemon.ledger import JobStatus
 from daemon.ledger_redis import RedisLedger
+from daemon.lifecycle import fail_lost
 from daemon.queue import open_queue
 
 LEASE = 0.4
@@ -81,17 +84,62 @@ def test_a_renewed_lease_keeps_the_job(url: str) -> None:
     assert not b.renew_lease(job_id)  # not b's lease
 
 
-def test_a_lost_job_without_retries_left_fails_with_the_reason(url: str) -> None:
-    a, b = worker(url, "a"), worker(url, "b")
-    job_id = new_job(a)
-    a.claim(job_id)
+def test_a_lost_job_without_retries_left_fails_as_a_failed_job_does(
+    url: str, tmp_path: Path
+) -> None:
+    """The input, sidecar and depth map go to outbox/failed/<batch>/<stem>/ with
+    error.yaml, the inbox ends empty, the ledger says failed with that folder."""
+    settings = Settings(inbox=tmp_path / "in", outbox=tmp_path / "out", state_dir=tmp_path / "s")
+    batch = settings.inbox_for(Mode.PHOTO_REALISTIC) / "shoot"
+    batch.mkdir(parents=True)
+    photo = batch / "cat.jpg"
+    for path in (photo, photo.with_suffix(".yaml"), batch / "cat.depth.png"):
+        path.write_bytes(path.name.encode())
+    a, b, c = worker(url, "a"), worker(url, "b"), worker(url, "c")
+    job = a.create_job(
+        mode="photo-realistic", input_path=photo, input_key="photo-realistic/shoot/cat.jpg"
+    )
+    assert job is not None
+    assert a.claim(job.id) is not None
+    half_built = settings.outbox_for(Mode.PHOTO_REALISTIC) / "shoot" / f".strata-tmp-{job.id}"
+    half_built.mkdir(parents=True)  # the dead worker was building its folder
     time.sleep(LEASE + 0.1)
-    assert b.requeue_lost(retries=0) == []
-    record = b.get(job_id)
+    assert b.requeue_lost(retries=0) == []  # no retries left: not put back
+    taken = b.take_over_lost(retries=0)
+    assert [t.id for t in taken] == [job.id]
+    assert c.take_over_lost(retries=0) == []  # one worker ends it
+    assert not c.renew_lease(job.id)
+    folder = fail_lost(b, taken[0], Paths.of(taken[0], settings))
+
+    assert folder == settings.failed_dir / "shoot" / "cat"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cat.depth.png",
+        "cat.jpg",
+        "cat.yaml",
+        "error.yaml",
+    ]
+    error = yaml.safe_load((folder / "error.yaml").read_text(encoding="utf-8"))
+    assert list(error) == ["job_id", "reason", "hint", "stage", "at"]
+    assert error["job_id"] == job.id
+    assert "stopped answering" in error["reason"]
+    assert error["stage"] == "worker"
+    assert not batch.exists()  # the batch folder went with its last photo
+    assert not half_built.exists()
+    record = c.get(job.id)
     assert record is not None
     assert record.status is JobStatus.FAILED
-    assert record.error_message is not None
-    assert "stopped answering" in record.error_message
+    assert record.output_dir == str(folder)
+    assert (record.error_message, record.error_hint, record.error_stage) == (
+        error["reason"],
+        error["hint"],
+        "worker",
+    )
+    assert record.completed_at is not None
+    a.complete(job.id, output_dir=Path("/out/late"), manifest={})  # the dead one's late end
+    after = c.get(job.id)
+    assert after is not None
+    assert after.status is JobStatus.FAILED
+    assert c.active_for(job.input_key) is None  # the photo may be dropped in again
 
 
 def test_two_watchers_create_one_job_per_photo(url: str) -> None:
