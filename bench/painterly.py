@@ -241,7 +241,6 @@ def _summary(info: dict[str, Any], wall: float) -> dict[str, Any]:
         "structure_used": info.get("structure_used"),
         "diffusion_size": info.get("diffusion_size"),
         "loaded": info.get("loaded"),
-        "alignment_score": info.get("alignment_score"),
     }
 
 
