@@ -336,11 +336,29 @@ def run_fill(repeats: int, smoke: bool) -> dict[str, Any]:
     from bench import fill_vs_telea as fvt
 
     sizes = [(192, 256)] if smoke else [(864, 1152), (1536, 2048)]
+    peer_size = (48, 64) if smoke else fvt.PEER_SIZE
+    job_sized = _fill_rows(fvt.METHODS, sizes, repeats=repeats)
+    peers = _fill_rows(fvt.METHODS | fvt.PATCH_PEERS, [peer_size], repeats=1)
+    return {
+        "sizes": [[w, h] for h, w in sizes],
+        "rows": job_sized,
+        "summary": _fill_summary(job_sized),
+        "peer_size": [peer_size[1], peer_size[0]],
+        "peer_rows": peers,
+        "peer_summary": _fill_summary(peers),
+    }
+
+
+def _fill_rows(
+    methods: dict[str, Any], sizes: list[tuple[int, int]], *, repeats: int
+) -> list[dict[str, Any]]:
+    from bench import fill_vs_telea as fvt
+
     rows: list[dict[str, Any]] = []
     for height, width in sizes:
         for index, kind in enumerate(fvt.KINDS):
             scene = fvt.render_scene(index, height, width, kind=kind, coverage=0.4)
-            for name, method in fvt.METHODS.items():
+            for name, method in methods.items():
                 figures: tuple[float, ...] = fvt.measure(method, scene, repeats=repeats)
                 mae, band, seconds = figures[:3]  # (+ CPU seconds in newer versions)
                 rows.append(
@@ -354,8 +372,13 @@ def run_fill(repeats: int, smoke: bool) -> dict[str, Any]:
                         "cpu_seconds": round(figures[3], 3) if len(figures) > 3 else None,
                     }
                 )
+    return rows
+
+
+def _fill_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method, in the order measured: the mean errors and the spread of seconds."""
     summary = []
-    for name in fvt.METHODS:
+    for name in dict.fromkeys(r["method"] for r in rows):
         group = [r for r in rows if r["method"] == name]
         summary.append(
             {
@@ -365,17 +388,19 @@ def run_fill(repeats: int, smoke: bool) -> dict[str, Any]:
                 "seconds": spread([r["seconds"] for r in group]),
             }
         )
-    return {"sizes": [[w, h] for h, w in sizes], "rows": rows, "summary": summary}
+    return summary
 
 
 def fill_table(result: dict[str, Any]) -> str:
-    return render_table(
-        ["method", "MAE", "edge-band MAE", "s per scene (median, min–max)"],
-        (
-            [s["method"], s["mae"], s["band_mae"], fmt_spread(s["seconds"])]
-            for s in result["summary"]
-        ),
-    )
+    def table(summary: list[dict[str, Any]]) -> str:
+        return render_table(
+            ["method", "MAE", "edge-band MAE", "s per scene (median, min–max)"],
+            ([s["method"], s["mae"], s["band_mae"], fmt_spread(s["seconds"])] for s in summary),
+        )
+
+    width, height = result["peer_size"]
+    peers = f"\nwith the patch-based peers, at {width}×{height}:\n"
+    return table(result["summary"]) + peers + table(result["peer_summary"])
 
 
 REGISTRY: dict[str, Suite] = {

@@ -189,11 +189,38 @@ def fill_errors(
 
 Method = Callable[[npt.NDArray[np.float32], npt.NDArray[np.bool_]], npt.NDArray[np.float32]]
 
+
+def xphoto(
+    image: npt.NDArray[np.float32], known: npt.NDArray[np.bool_], *, algorithm: int
+) -> npt.NDArray[np.float32]:
+    """OpenCV contrib's patch-based inpainting (``cv2.xphoto.inpaint``: the shift-map or
+    the fast frequency-selective reconstruction). It takes 8-bit CIELab, as its
+    documentation asks of colour images, and a mask of the *known* pixels."""
+    u8 = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    lab = cv2.cvtColor(u8, cv2.COLOR_RGB2Lab)
+    painted = np.zeros_like(lab)
+    cv2.xphoto.inpaint(lab, known.astype(np.uint8) * 255, painted, algorithm)
+    out = image.copy()
+    out[~known] = cv2.cvtColor(painted, cv2.COLOR_Lab2RGB)[~known].astype(np.float32) / 255.0
+    return out
+
+
 METHODS: dict[str, Method] = {
     FILL_METHOD: fill_hidden,
     "telea r=3": lambda image, known: telea(image, known, radius=3),
     "telea r=5": lambda image, known: telea(image, known, radius=5),
 }
+PATCH_PEERS: dict[str, Method] = {
+    "xphoto shiftmap": lambda image, known: xphoto(
+        image, known, algorithm=cv2.xphoto.INPAINT_SHIFTMAP
+    ),
+    "xphoto fsr fast": lambda image, known: xphoto(
+        image, known, algorithm=cv2.xphoto.INPAINT_FSR_FAST
+    ),
+}
+"""PatchMatch-class peers, measured at :data:`PEER_SIZE` only: at 0.2 MP they take 6–46 s
+a scene on two cores (FSR's "best" mode longer still), too slow for the job sizes."""
+PEER_SIZE = (192, 256)
 
 
 def measure(method: Method, scene: Scene, *, repeats: int = 3) -> tuple[float, float, float, float]:
