@@ -317,14 +317,20 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
     small = np.logical_or.reduce(found) if len(found) > 1 else found[0]
     if small.all():
         return labels
+    return nearest_kept(labels, ~small)
+
+
+def nearest_kept(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``labels`` with every pixel outside ``kept`` given the label of the nearest pixel
+    in ``kept`` (Euclidean); ``kept`` must hold a pixel."""
     # Zero pixels of the source are the kept ones; DIST_LABEL_PIXEL numbers them 1, 2, …
-    # in raster order and gives every speckle pixel the number of its nearest kept pixel.
+    # in raster order and gives every other pixel the number of its nearest kept pixel.
     _, nearest = cv2.distanceTransformWithLabels(
-        small.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        (~kept).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
-    kept_labels = np.concatenate([np.zeros(1, labels.dtype), labels[~small]])
-    merged: np.ndarray = np.take(kept_labels, np.asarray(nearest))
-    return merged
+    kept_labels = np.concatenate([np.zeros(1, labels.dtype), labels[kept]])
+    result: np.ndarray = np.take(kept_labels, np.asarray(nearest))
+    return result
 
 
 def _labels_present(labels: np.ndarray, num_layers: int) -> np.ndarray:

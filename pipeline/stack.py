@@ -12,7 +12,6 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from pipeline.cuts import (
@@ -22,6 +21,7 @@ from pipeline.cuts import (
     group_surfaces,
     label_layers,
     layer_parallax,
+    nearest_kept,
     regroup_surfaces,
     remove_islands,
 )
@@ -137,10 +137,7 @@ def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -
     )
     labels = layer_of[upsample(surfaces, nearness)]
     if (labels == 0).any() and labels.any():
-        _, nearest = cv2.distanceTransformWithLabels(
-            (labels == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-        )
-        labels = np.concatenate([[0], labels[labels > 0]]).astype(np.uint8)[nearest]
+        labels = nearest_kept(labels, labels > 0)
     result: np.ndarray = np.maximum(labels, 1).astype(np.uint8)
     return result
 

@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from pipeline.cuts import nearest_kept
+
 ANALYSIS_SIDE = 384
 """Surfaces are found on the depth map brought down to this longer side: they are large
 structures, and their edges are settled at full size by the ramp and edge steps."""
@@ -572,13 +574,7 @@ def _absorb_small(regions: np.ndarray, *, ignore: np.ndarray, min_pixels: int) -
     kept = (regions > 0) & ~small
     if not small.any() or not kept.any():
         return _compact(np.where(small, 0, regions))
-    # Zero pixels of the source are the kept ones; DIST_LABEL_PIXEL numbers them 1, 2, …
-    # in raster order and gives every other pixel the number of its nearest kept pixel.
-    _, nearest = cv2.distanceTransformWithLabels(
-        (~kept).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    kept_labels = np.concatenate([[0], regions[kept]]).astype(np.int32)
-    grown = np.where(small & ~ignore, kept_labels[nearest], np.where(small, 0, regions))
+    grown = np.where(small & ~ignore, nearest_kept(regions, kept), np.where(small, 0, regions))
     return _compact(grown)
 
 
