@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from huey import MemoryHuey
 from redis_server import RedisServer, started
+from test_process import SEED_FIELDS
 
 from config.model import QueueSettings
 from daemon.ledger import (
@@ -111,23 +112,7 @@ def test_failure_and_completion_record_times_and_fields(ledger: JobLedger) -> No
     record = ledger.get(job_id)
     assert record is not None
     public = record.public()
-    assert list(public)[:15] == [
-        "id",
-        "status",
-        "mode",
-        "input_filename",
-        "num_layers",
-        "painterly_style",
-        "painterly_strength",
-        "painterly_seed",
-        "output_dir",
-        "result_manifest",
-        "error_message",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "processing_time",
-    ]
+    assert list(public)[: len(SEED_FIELDS)] == SEED_FIELDS
     assert public["status"] == "failed"
     assert public["painterly_style"] == "ink"
     assert public["error_message"] == "Bad."
