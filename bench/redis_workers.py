@@ -76,6 +76,22 @@ def serve_worker(config: str) -> None:
     Daemon(settings, role=Role.WORKER, runner_reference="bench.redis_workers:fixed_cost_job").run()
 
 
+def machine_config(root: Path, name: str, queue: dict[str, Any], **more: Any) -> tuple[Path, Path]:
+    """``root/<name>.yaml``: one machine on the shared ``root/inbox`` and ``root/outbox``,
+    with its own state folder and the Redis ``queue`` settings; (config, state folder)."""
+    state = root / f"state-{name}"
+    config = root / f"{name}.yaml"
+    settings = {
+        "inbox": str(root / "inbox"),
+        "outbox": str(root / "outbox"),
+        "state_dir": str(state),
+        "queue": {"backend": "redis", **queue},
+        **more,
+    }
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return config, state
+
+
 class Bench:
     def __init__(self, root: Path, cost: float) -> None:
         self.root = root
@@ -103,16 +119,12 @@ class Bench:
         return True
 
     def start_worker(self, name: str, *, warm: bool = True) -> None:
-        state = self.root / f"state-{name}"
-        config = self.root / f"{name}.yaml"
-        settings = {
-            "inbox": str(self.root / "inbox"),
-            "outbox": str(self.root / "outbox"),
-            "state_dir": str(state),
-            "queue": {"backend": "redis", "redis_url": self.url, "lease_seconds": LEASE_SECONDS},
-            "log": {"level": "WARNING"},
-        }
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        config, state = machine_config(
+            self.root,
+            name,
+            {"redis_url": self.url, "lease_seconds": LEASE_SECONDS},
+            log={"level": "WARNING"},
+        )
         env = {
             **os.environ,
             "BENCH_REDIS_JOB_COST": str(self.cost),

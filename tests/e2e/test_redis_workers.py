@@ -21,6 +21,7 @@ import yaml
 from daemon_harness import MODES, SETTLE_SECONDS, STRATA, depth_path, make_photo, wait_for
 from redis_server import RedisServer, started
 
+from bench.redis_workers import machine_config
 from daemon.ledger import JobRecord, JobStatus, worker_name
 from daemon.ledger_redis import RedisLedger
 
@@ -60,25 +61,20 @@ class Cluster:
         return self.root / "inbox" / "photo-realistic"
 
     def start(self, name: str, role: str) -> Machine:
-        state = self.root / f"state-{name}"
-        config = self.root / f"{name}.yaml"
-        settings = {
-            "inbox": str(self.root / "inbox"),
-            "outbox": str(self.root / "outbox"),
-            "state_dir": str(state),
-            "watch": {"settle_seconds": SETTLE_SECONDS, "rescan_seconds": 2.0},
-            "queue": {
-                "backend": "redis",
+        config, state = machine_config(
+            self.root,
+            name,
+            {
                 "redis_url": self.redis.url,
                 "lease_seconds": LEASE_SECONDS,
                 "job_timeout_seconds": 60.0,
                 "retries": self.retries,
                 "shutdown_grace_seconds": 5.0,
             },
-            "log": {"level": "INFO"},
-            "defaults": {"max_side": 256},
-        }
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+            watch={"settle_seconds": SETTLE_SECONDS, "rescan_seconds": 2.0},
+            log={"level": "INFO"},
+            defaults={"max_side": 256},
+        )
         log = (self.root / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [str(STRATA), "run", "--role", role, "--config", str(config)],
