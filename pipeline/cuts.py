@@ -220,20 +220,23 @@ def regroup_surfaces(
     forces the far right wall into the background because the floor lies between it and
     the shelf standing on the same floor. ``layer_of`` gives each surface's layer (index 0
     unused), ``moments`` is (n + 1, 3) as :class:`pipeline.surfaces.Surfaces` has them and
-    ``occludes`` the ``(front, back)`` pairs whose order must hold. No layer is emptied."""
+    ``occludes`` the ``(front, back)`` pairs whose order must hold. Each layer's largest
+    surface stays, so no layer is left with only scraps for the edge steps to take."""
     layer_of = layer_of.copy()
     sums = np.zeros((num_layers + 1, 3))
     np.add.at(sums, layer_of, moments)
     behind = [[b for f, b in occludes if f == r] for r in range(len(layer_of))]
     ahead = [[f for f, b in occludes if b == r] for r in range(len(layer_of))]
-    present = moments[:, 0] > 0
-    present[0] = False  # row 0: the pixels of no surface
+    pixels = np.where(np.arange(len(layer_of)) > 0, moments[:, 0], 0.0)  # row 0: no surface
+    anchors = {
+        int(np.argmax(np.where(layer_of == k, pixels, -1.0))) for k in range(1, num_layers + 1)
+    }
     moved = True
     while moved:
         moved = False
         for region in range(1, len(layer_of)):
             here = int(layer_of[region])
-            if moments[region, 0] <= 0 or np.count_nonzero(present & (layer_of == here)) == 1:
+            if pixels[region] <= 0 or region in anchors:
                 continue
             low = max((int(layer_of[b]) for b in behind[region]), default=1)
             high = min((int(layer_of[f]) for f in ahead[region]), default=num_layers)

@@ -160,6 +160,20 @@ def test_a_surface_that_only_meets_another_moves_to_the_layer_it_matches() -> No
     assert list(held[1:]) == [1, 1, 2, 3]
 
 
+def test_regrouping_keeps_each_layer_s_largest_surface() -> None:
+    def item(pixels: float, mean: float) -> list[float]:
+        return [pixels, pixels * mean, pixels * mean * mean]
+
+    # 1 a wall (0.27); 2 a bench just in front of it (0.28) and 3 a scrap (0.5) in layer 2;
+    # 4 an object (0.8). The bench would cost less with the wall, leaving layer 2 a scrap
+    moments = np.array(
+        [[0, 0, 0], item(5000, 0.27), item(500, 0.28), item(10, 0.5), item(1000, 0.8)]
+    )
+    layer_of = np.array([0, 1, 2, 2, 3], np.uint8)
+    regrouped = regroup_surfaces(layer_of, moments, occludes=[], num_layers=3)
+    assert list(regrouped[1:]) == [1, 2, 2, 3]
+
+
 @pytest.mark.parametrize("shape", [(10, 12), (12, 10)])
 def test_inputs_of_different_shapes_are_refused(shape: tuple[int, int]) -> None:
     with pytest.raises(ValueError, match="one shape"):
