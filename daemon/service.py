@@ -191,14 +191,22 @@ class Daemon:
         self.beat()
 
     def _requeue_lost(self) -> None:
-        """Jobs of workers (on any machine) whose lease expired run again here or there."""
+        """Jobs of workers (on any machine) whose lease expired run again here or there;
+        those with no retries left end as failed jobs, by whichever worker takes them."""
         assert self.ledger is not None
         assert self.queue is not None
-        for job in self.ledger.requeue_lost(retries=self.settings.value.queue.retries):
+        retries = self.settings.value.queue.retries
+        for job in self.ledger.requeue_lost(retries=retries):
             logger.bind(job=job.id).warning(
                 "{}: its worker stopped answering; it runs again", job.input_filename
             )
             self.queue.enqueue(job.id, priority=job.priority)
+        for job in self.ledger.take_over_lost(retries=retries):
+            logger.bind(job=job.id).error(
+                "{}: its worker stopped answering and no retries are left; it failed",
+                job.input_filename,
+            )
+            lifecycle.fail_lost(self.ledger, job, Paths.of(job, self.settings.value))
 
     def _after_worker_death(self) -> None:
         assert self.ledger is not None

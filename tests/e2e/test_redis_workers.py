@@ -196,11 +196,6 @@ def test_three_workers_finish_sixty_photos_once_through_a_kill_and_a_redis_resta
         assert len(json.loads(listed.stdout)) == PHOTOS, machine.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon/service.py's _requeue_lost does not yet end the jobs take_over_lost "
-    "hands it (lifecycle.fail_lost); remove this mark with that call",
-)
 def test_a_killed_workers_job_with_no_retries_left_fails_into_outbox_failed(
     tmp_path: Path,
 ) -> None:
