@@ -109,6 +109,18 @@ def daemon_targets(result: dict[str, Any] | None) -> list[Target]:
     ]
 
 
+def redis_targets(result: dict[str, Any] | None) -> list[Target]:
+    if not result:
+        return [
+            ("redis", "workers on one Redis: throughput, start, recovery", "not measured", None)
+        ]
+    return [
+        ("redis", f"{r['figure']}: {r['target']}", r["value"], r["ok"])
+        for r in result["rows"]
+        if r.get("applies", True)
+    ]
+
+
 def painterly_targets(result: dict[str, Any] | None) -> list[Target]:
     if not result:
         return [
@@ -159,6 +171,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
         *quality_targets(_suite(results, "quality")),
         *stereo.targets(_suite(results, "stereo")),
         *daemon_targets(_suite(results, "daemon")),
+        *redis_targets(_suite(results, "redis")),
         *painterly_targets(_suite(results, "painterly")),
     ]
 
@@ -499,8 +512,21 @@ def _section_fill(result: dict[str, Any]) -> str:
         for s in result["summary"]
     ]
     sizes = ", ".join(f"{w}×{h}" for w, h in result["sizes"])
-    return f"Mean over 4 scene kinds (40 % hidden) at {sizes}.\n\n" + markdown_table(
+    text = f"Mean over 4 scene kinds (40 % hidden) at {sizes}.\n\n" + markdown_table(
         ["method", "MAE", "edge-band MAE", "s per scene"], rows
+    )
+    if "peer_summary" not in result:
+        return text
+    width, height = result["peer_size"]
+    peers = [
+        [s["method"], s["mae"], s["band_mae"], s["seconds"]["median"]]
+        for s in result["peer_summary"]
+    ]
+    return (
+        f"{text}\n\nWith OpenCV contrib's patch-based inpainting (`cv2.xphoto.inpaint`: "
+        f"shift-map and fast frequency-selective reconstruction, 8-bit CIELab) at "
+        f"{width}×{height}, where it still runs in seconds:\n\n"
+        + markdown_table(["method", "MAE", "edge-band MAE", "s per scene"], peers)
     )
 
 
@@ -550,10 +576,15 @@ HOW_MEASURED = """How each suite measures (N = `--repeats`):
   a storm of 50 photos (1024×768, depth maps beside them) against the same photos
   in-process, 20 s of idle CPU; then N + 2
   photos through a fresh process per job and one warm process, interleaved.
+- **redis** (`bench/redis_workers.py`): 1, 2 and 3 real worker processes on one loopback
+  `redis-server`, jobs of a fixed wait each; enqueue → start with the worker idle; a
+  worker killed (-9) mid-job and the time until another runs it. Deterministic waits, so
+  N does not apply.
 - **painterly** (`bench/painterly.py`, in a child process): N + 1 fast-mode jobs in one
   process (the first includes the model load), then one default quality-mode job.
 - **depth** (`bench/depth_forward.py`): bare forward and whole estimate interleaved, N each.
-- **fill** (`bench/fill_vs_telea.py` scenes): median of N runs per scene and method.
+- **fill** (`bench/fill_vs_telea.py` scenes): median of N runs per scene and method; the
+  patch-based peers (OpenCV xphoto) once each, at 256×192.
 
 `python -m bench --smoke` (CI) runs every suite at tiny sizes with tiny models, to keep
 the harness working; its numbers are not figures."""
