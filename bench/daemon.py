@@ -41,9 +41,9 @@ import yaml
 from PIL import Image
 
 from config.model import JobSettings, Mode
+from daemon.allocator import keep_freed_memory
 from daemon.ledger import TERMINAL, JobStatus, Ledger
 from pipeline import Job, run
-from pipeline.memory import keep_freed_memory
 
 SETTLE_SECONDS = 0.3
 STRATA = Path(sys.executable).with_name("strata")
@@ -228,7 +228,7 @@ import json, sys, time
 from pathlib import Path
 from config.model import JobSettings, Mode, ModelSettings
 from pipeline import Job, run
-from pipeline.memory import keep_freed_memory
+from daemon.allocator import keep_freed_memory
 from pipeline.models import ModelCache
 spec = json.loads(sys.argv[1])
 models = ModelSettings(depth=spec["model"], device="cpu")

@@ -165,8 +165,8 @@ def test_image(width: int, height: int) -> np.ndarray:
 def run(*, width: int, height: int, repeats: int) -> dict[str, Any]:
     import torch
 
+    from daemon.allocator import keep_freed_memory
     from pipeline.depth import DepthEstimator, check_rgb, nearness_from_raw
-    from pipeline.memory import keep_freed_memory
 
     keep_freed_memory()  # as `strata process` and the daemon's pipeline process do
     path = build_real_size_model(CACHE)

@@ -123,8 +123,8 @@ def run_case(case: Case, *, repeats: int) -> dict[str, Any]:
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs inside the measured process: warm-up, then timed jobs."""
     from config.model import JobSettings, Mode, ModelSettings, WatchSettings
+    from daemon.allocator import keep_freed_memory
     from pipeline import Job
-    from pipeline.memory import keep_freed_memory
     from pipeline.models import ModelCache
     from pipeline.runner import run
 

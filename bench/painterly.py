@@ -248,7 +248,7 @@ def measure(root: Path = CACHE, *, batch: int = 5) -> dict[str, Any]:
     import torch
 
     from config.model import Device, JobSettings, ModelSettings
-    from pipeline.memory import keep_freed_memory
+    from daemon.allocator import keep_freed_memory
     from pipeline.models import ModelCache
     from pipeline.stylize import stylize
 

@@ -1,26 +1,25 @@
-"""Keep freed memory in the process between a job's stages, and give it back when idle.
+"""The process's allocator: freed image-sized blocks stay in it between a job's stages.
 
 A job allocates and frees dozens of image-sized arrays (8–25 MB each at 2 MP), and the
 depth model's forward pass allocates its activations afresh. By default glibc hands every
 block over its (adaptive) mmap threshold straight back to the kernel when it is freed and
 trims the heap's top, so the next array of that size page-faults and is zeroed by the
-kernel all over again. On the 2-core build machine the 2 MP model job of
-``python -m bench --suite layers`` took 2.0 s without this setting and 1.8 s with it
-(paired runs), the forward pass itself included.
+kernel all over again; and it gives each thread an arena of its own, whose heaps are at
+most 64 MiB, so image-sized blocks made on the pipeline's worker threads are mapped and
+returned again and again.
 
-:func:`keep_freed_memory` raises both thresholds once at process start, so blocks up to
-the largest heap block glibc allows (32 MiB) are recycled inside the process; larger ones
-(12 MP planes) are still mapped and unmapped as before. It also keeps every thread on the
-one main heap: the stages run on worker threads, and glibc gives each its own arena, whose
-heaps are at most 64 MiB, so image-sized blocks there were mapped and returned again and
-again (paired runs: the 12 MP job at ``max_side: 4000`` 3.1 -> 2.1 s and 2.27 -> 1.78 GB
-peak; the 2 MP model job 1.26 -> 0.92 GB, with the forward pass unchanged). The process's
+These settings are the whole process's (torch's allocations included), so only the
+process entry points make them: :func:`daemon.cli.main` for every ``strata`` command and
+:func:`daemon.worker_child.serve` for the daemon's pipeline process, before any thread
+allocates. :func:`keep_freed_memory` raises both thresholds, so blocks up to the largest
+heap block glibc allows (32 MiB) are recycled inside the process (larger ones, 12 MP
+planes, are still mapped and unmapped), and keeps every thread on the one main heap. The
 resident size then stays at its high-water mark while jobs run;
 :func:`release_freed_memory` hands the unused part back, and a long-lived worker calls it
 once it has been idle a while.
 
-Both are no-ops where the C library is not glibc (macOS's allocator keeps its own
-caches and has no such knobs).
+Both are no-ops where the C library is not glibc (macOS's allocator keeps its own caches
+and has no such knobs).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each command lives in its own module exposing ``register(subparsers)``; the module's
 handler returns the process exit code. Errors from :mod:`config.errors` become one
-line on stderr and an exit code, never a traceback.
+line on stderr and the error's own exit code (:class:`~config.errors.ExitCode`), never a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from config.errors import ModelNotAvailableError, SettingsError, StrataError
+from config.errors import ExitCode, StrataError
+from daemon.allocator import keep_freed_memory
 from pipeline.manifest import strata_version
 
-EXIT_OK = 0
-EXIT_JOB_FAILED = 1
-EXIT_USAGE = 2
+EXIT_OK = ExitCode.OK
+EXIT_JOB_FAILED = ExitCode.FAILED
+EXIT_USAGE = ExitCode.USAGE
 
 COMMAND_MODULES = (
     "daemon.cmd_process",
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strata",
         description="Turn photos into depth-separated RGBA layers.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"strata {strata_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -58,26 +62,27 @@ def _existing_file(value: str) -> str:
     return value
 
 
-def exit_code_for(error: StrataError) -> int:
-    if isinstance(error, SettingsError | ModelNotAvailableError):
-        return EXIT_USAGE if isinstance(error, SettingsError) else EXIT_JOB_FAILED
-    return EXIT_JOB_FAILED
+def exit_codes_help() -> str:
+    """The exit codes, one a line, for ``strata --help``."""
+    lines = [f"  {code.value:>3}  {code.meaning}" for code in ExitCode]
+    return "exit codes:\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # the process's allocator, set before any thread allocates
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
     except StrataError as error:
         print(f"strata: {error.reason}\n  hint: {error.hint}", file=sys.stderr)
-        return exit_code_for(error)
+        return error.exit_code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`strata jobs | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return ExitCode.BROKEN_PIPE
     return code
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 from tqdm import tqdm
 
-from config.errors import SettingsError, StrataError
+from config.errors import InputError, SettingsError, StrataError
 from config.loader import (
     Resolved,
     SettingsLayer,
@@ -98,9 +98,6 @@ def handle(args: argparse.Namespace) -> int:
     _check_overrides(settings, overrides)
     output_root = args.out if args.out else settings.value.outbox_for(args.mode)
     targets = collect_targets(args.images, output_root)
-    from pipeline.memory import keep_freed_memory
-
-    keep_freed_memory()  # a one-shot process: nothing to give back until it exits
     reports = [
         _process_one(target, args.mode, settings, overrides, quiet=args.json) for target in targets
     ]
@@ -112,10 +109,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def collect_targets(paths: list[Path], output_root: Path) -> list[Target]:
-    """The photos the command line names, each once; a usage error when there are none."""
+    """The photos the command line names, each once; an input error when a path is
+    missing, a usage error when they hold no photo."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise SettingsError(
+        raise InputError(
             f"No such file or folder: {', '.join(missing)}.",
             hint="Give the paths of existing images or folders.",
         )

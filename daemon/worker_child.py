@@ -21,16 +21,16 @@ from typing import Any
 
 from config.errors import StrataError
 from config.model import LogLevel, LogSettings
+from daemon.allocator import keep_freed_memory, release_freed_memory
 from daemon.logs import configure_logging
 from daemon.protocol import ChildMessage, Exit, Failed, Progress, Ready, Succeeded
 from daemon.retry import TRANSIENT_ERRNOS
-from pipeline.memory import keep_freed_memory, release_freed_memory
 from pipeline.models import ModelCache, offline_environment
 
 PARENT_CHECK_SECONDS = 0.5
 IDLE_RELEASE_SECONDS = 30.0
 """Memory the jobs freed stays in the process while jobs keep coming (a storm reuses it,
-see :mod:`pipeline.memory`) and goes back to the system once none came for this long."""
+see :mod:`daemon.allocator`) and goes back to the system once none came for this long."""
 
 
 def _load_runner(reference: str) -> Callable[..., Any]:

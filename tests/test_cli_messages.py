@@ -1,6 +1,7 @@
 """What the CLI tells a person: the version, service commands that refuse cleanly on a
 machine where they cannot work, and a health report that agrees with itself (fakes for the
-service managers and the process table passed in)."""
+service managers and the process table passed in), and the exit code each error ends a
+command with."""
 
 from __future__ import annotations
 
@@ -14,8 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from config import errors
+from config.errors import (
+    ExitCode,
+    InputError,
+    InstallError,
+    JobCancelledError,
+    ModelNotAvailableError,
+    OutputError,
+    PipelineError,
+    QueueUnreachableError,
+    SettingsError,
+    StrataError,
+)
 from config.loader import load_settings
-from daemon import agents, cmd_jobs, cmd_manage, cmd_service, health
+from daemon import agents, cli, cmd_config, cmd_jobs, cmd_manage, cmd_service, health
 from daemon.agents import ServiceError
 from daemon.ledger import Ledger
 from pipeline.manifest import strata_version
@@ -214,3 +228,59 @@ def test_the_daemon_counts_as_running_while_a_role_beats(config: Path) -> None:
     ledger.beat("worker", started_at="now", details={"consumer_alive": True})
     assert health.daemon_running(ledger, pid_alive=lambda pid: True)
     assert not health.daemon_running(ledger, pid_alive=lambda pid: False)  # killed
+
+
+ERROR_CODES = [
+    (StrataError, ExitCode.FAILED),
+    (PipelineError, ExitCode.FAILED),
+    (SettingsError, ExitCode.USAGE),
+    (InputError, ExitCode.INPUT),
+    (ModelNotAvailableError, ExitCode.MODEL_MISSING),
+    (OutputError, ExitCode.OUTPUT),
+    (InstallError, ExitCode.INSTALL),
+    (QueueUnreachableError, ExitCode.QUEUE_UNREACHABLE),
+    (JobCancelledError, ExitCode.CANCELLED),
+]
+
+
+def test_every_error_class_carries_a_code_of_its_own() -> None:
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, StrataError)
+    }
+    assert defined == {error for error, _ in ERROR_CODES}  # none of config.errors left out
+    assert all("exit_code" in vars(error) for error in defined)
+    codes = [code for error, code in ERROR_CODES if error is not PipelineError]
+    assert len(set(codes)) == len(codes)  # a pipeline failure is the plain job failure
+
+
+@pytest.mark.parametrize(("error", "code"), ERROR_CODES)
+def test_the_cli_ends_with_the_errors_code(
+    error: type[StrataError],
+    code: ExitCode,
+    config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def fail(args: argparse.Namespace) -> int:
+        raise error("It went wrong.", hint="Do this.")
+
+    monkeypatch.setattr(cmd_config, "handle_show", fail)
+    assert error.exit_code is code
+    assert cli.main(["config", "show", "--config", str(config)]) == code
+    assert capsys.readouterr().err == "strata: It went wrong.\n  hint: Do this.\n"
+
+
+def test_a_missing_image_is_an_input_error(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such.jpg"
+    assert cli.main(["process", str(missing), "--config", str(config)]) == ExitCode.INPUT
+    assert f"No such file or folder: {missing}." in capsys.readouterr().err
+
+
+def test_the_help_lists_every_exit_code() -> None:
+    text = cli.build_parser().format_help()
+    for code in ExitCode:
+        assert f"{code.value:>3}  {code.meaning}" in text

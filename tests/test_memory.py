@@ -1,13 +1,18 @@
-"""The allocator setting that keeps freed image-sized blocks inside the process."""
+"""The allocator setting that keeps freed image-sized blocks inside the process: made by
+the process entry points, never by the pipeline package."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from pipeline.memory import keep_freed_memory, release_freed_memory
+from daemon import cli
+from daemon.allocator import keep_freed_memory, release_freed_memory
+
+PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
 
 # Page faults in the second of two rounds of allocating and freeing arrays of image sizes
 # (24–28 MB): glibc's adaptive defaults map some afresh (~900–1500 faults of 4 KiB pages).
@@ -15,7 +20,7 @@ from pipeline.memory import keep_freed_memory, release_freed_memory
 _REFAULTS = """
 import resource, sys, threading
 import numpy as np
-from pipeline.memory import keep_freed_memory
+from daemon.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def one_round():  # over 64 MiB alive at once: more than one thread arena's heap holds
@@ -61,3 +66,18 @@ def test_release_and_keep_are_safe_to_call_anywhere() -> None:
     release_freed_memory()
     assert keep_freed_memory() is sys.platform.startswith("linux")
     release_freed_memory()
+
+
+def test_every_strata_command_sets_it_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("keep") or True)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert calls == ["keep"]
+
+
+def test_the_pipeline_package_leaves_the_allocator_alone() -> None:
+    for source in sorted(PIPELINE.rglob("*.py")):
+        text = source.read_text()
+        assert "ctypes" not in text, source
+        assert "mallopt" not in text, source
