@@ -41,7 +41,10 @@ def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
 def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
     """Whether each ``factor`` × ``factor`` block of the boolean ``mask`` holds a True pixel,
     on the grid of :func:`grid_shape`."""
-    full = mask.view(np.uint8) * np.uint8(255)  # one pixel of 255 survives the block mean
+    if factor * factor <= 2 * 255:  # one pixel of 255 survives the rounded 8-bit mean
+        full = mask.astype(np.uint8) * np.uint8(255)
+    else:
+        full = mask.astype(np.float32)
     found: np.ndarray = block_mean(full, factor) > 0
     return found
 

@@ -19,22 +19,27 @@ close to a few passes over the image even at 12 MP.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from pipeline.blocks import block_any, block_expand, block_mean, grid_shape
+from pipeline.concurrency import map_parallel
 from pipeline.io import to_uint8
 
-SCORE_THREADS = 2
-"""Per-layer statistics are taken side by side (numpy and OpenCV release the GIL)."""
 PURE = 0.999
 """A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
 PIXEL_CHUNK = 1 << 18
 """Ramp pixels scored per batch."""
-_CONTESTED = 255
-"""A cell where several layers have a say (layer numbers stay below it)."""
+
+
+class ColourModel(NamedTuple):
+    """One layer's local colour statistics in each cell of the reduced grid in use."""
+
+    mean: np.ndarray  # float32 (n, 3): the mean colour of the layer's pure pixels nearby
+    weight: np.ndarray  # float32 (n,): 1 / (colour variance + spread)
+    has_say: np.ndarray  # bool (n,): the box holds at least half a pixel of the layer
 
 
 def ramp_mask(
@@ -96,7 +101,7 @@ def assign_ramps(
     radius = math.ceil(reach / factor)
     used = np.flatnonzero(block_any(ramps, factor))  # the cells holding a ramp pixel
 
-    def colour_model(k: int) -> np.ndarray | None:
+    def colour_model(k: int) -> ColourModel | None:
         """Layer k's colour model in each cell in use, or None: k has no pure pixel."""
         share = block_mean(cv2.inRange(flat_labels, k, k), factor)
         weight = (share >= round(255 * PURE)).astype(np.float32)
@@ -108,59 +113,58 @@ def assign_ramps(
         power = np.take(_box_sum(cv2.multiply(small_power, weight), radius), used)
         return _colour_model(sums, power, spread=spread)
 
-    with ThreadPoolExecutor(max_workers=SCORE_THREADS) as pool:
-        models = list(pool.map(colour_model, range(1, num_layers + 1)))
-        candidates = [(k, table) for k, table in enumerate(models, start=1) if table is not None]
-        if not candidates:
-            return labels
-        # Per cell: the one layer with a say (its ramp pixels take it, no colour to
-        # compare), none (they keep their label) or several (colours compared).
-        say = np.stack([table[:, 4] == 0.0 for _, table in candidates])
-        voices = say.sum(axis=0)
-        first = np.array([k for k, _ in candidates], dtype=np.uint8)[np.argmax(say, axis=0)]
-        verdict = np.zeros(small_power.size, dtype=np.uint8)
-        verdict[used] = np.where(voices == 1, first, np.where(voices == 0, 0, _CONTESTED))
-        at_pixel = block_expand(verdict.reshape(small_power.shape), factor, labels.shape)
-        result = labels.copy()
-        np.copyto(result, at_pixel, where=ramps & (at_pixel != 0) & (at_pixel != _CONTESTED))
-        contested = np.flatnonzero(ramps & (at_pixel == _CONTESTED))
-        position = np.zeros(small_power.size, dtype=np.intp)
-        position[used] = np.arange(used.size)
+    models = map_parallel(colour_model, range(1, num_layers + 1))
+    candidates = [(k, model) for k, model in enumerate(models, start=1) if model is not None]
+    if not candidates:
+        return labels
+    # Per cell in use: how many layers have a say there. With one, its ramp pixels take
+    # it (no colour to compare); with none they keep their label; with several the
+    # colours are compared pixel by pixel.
+    say = np.stack([model.has_say for _, model in candidates])
+    voices = say.sum(axis=0)
+    layer_numbers = np.array([k for k, _ in candidates], dtype=np.uint8)
+    sole = np.zeros(small_power.size, dtype=np.uint8)  # 0: no sole voice
+    sole[used] = np.where(voices == 1, layer_numbers[np.argmax(say, axis=0)], 0)
+    contested = np.zeros(small_power.size, dtype=np.uint8)
+    contested[used] = voices > 1
+    grid = small_power.shape
+    sole_at_pixel = block_expand(sole.reshape(grid), factor, labels.shape)
+    contested_at_pixel = block_expand(contested.reshape(grid), factor, labels.shape) > 0
+    result = labels.copy()
+    np.copyto(result, sole_at_pixel, where=ramps & (sole_at_pixel != 0))
+    compared = np.flatnonzero(ramps & contested_at_pixel)
+    position = np.zeros(small_power.size, dtype=np.intp)
+    position[used] = np.arange(used.size)
 
-        def closest(part: np.ndarray) -> np.ndarray:
-            colours = np.take(image.reshape(-1, 3), part, axis=0)
-            cells = position[_cells(part, shape=labels.shape, factor=factor)]
-            return _closest_layer(colours, cells, candidates)
+    def closest(part: np.ndarray) -> np.ndarray:
+        colours = np.take(image.reshape(-1, 3), part, axis=0)
+        cells = position[_cells(part, shape=labels.shape, factor=factor)]
+        return _closest_layer(colours, cells, candidates)
 
-        batches = [contested[i : i + PIXEL_CHUNK] for i in range(0, contested.size, PIXEL_CHUNK)]
-        for part, chosen in zip(batches, pool.map(closest, batches), strict=True):
-            result.reshape(-1)[part] = chosen
+    batches = [compared[i : i + PIXEL_CHUNK] for i in range(0, compared.size, PIXEL_CHUNK)]
+    for part, chosen in zip(batches, map_parallel(closest, batches), strict=True):
+        result.reshape(-1)[part] = chosen
     return result
 
 
 def _closest_layer(
     colours: np.ndarray,
     cells: np.ndarray,
-    candidates: list[tuple[int, np.ndarray]],
+    candidates: list[tuple[int, ColourModel]],
 ) -> np.ndarray:
-    """Per pixel (its colour and cell), the candidate layer whose colour model is closest:
-    ``|c - mean|² / (variance + spread)``; the first of equals. uint8 layer numbers."""
+    """Per pixel (its colour and cell), the candidate layer with a say whose colour
+    model is closest: ``|c - mean|² / (variance + spread)``; the first of equals. uint8
+    layer numbers (0 where none has a say)."""
     best = np.full(colours.shape[0], np.inf, dtype=np.float32)
     chosen = np.zeros(colours.shape[0], dtype=np.uint8)
     distance = np.empty(colours.shape[0], dtype=np.float32)
-    for k, table in candidates:
-        model = np.take(table, cells, axis=0)
-        difference = colours - model[:, :3]
+    for k, model in candidates:
+        difference = colours - np.take(model.mean, cells, axis=0)
         np.einsum("ij,ij->i", difference, difference, out=distance)
-        distance *= model[:, 3]
-        distance += model[:, 4]
-        better = distance < best
-        np.minimum(best, distance, out=best)
-        # chosen = k where better, without masked writes (on noisy depth about half
-        # the pixels change: branch-free arithmetic is 10x faster)
-        step = np.subtract(k, chosen, dtype=chosen.dtype)  # wraps around: fine
-        step *= better
-        chosen += step
+        distance *= np.take(model.weight, cells)
+        better = (distance < best) & np.take(model.has_say, cells)
+        np.copyto(best, distance, where=better)
+        chosen[better] = k
     return chosen
 
 
@@ -172,19 +176,14 @@ def _cells(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarr
     return cells
 
 
-def _colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> np.ndarray:
+def _colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> ColourModel:
     """Per cell, from box sums of colour and count ``sums`` (n, 4) and of squared colour
-    ``power`` (n,): the mean colour, the inverse of the colour variance plus ``spread``,
-    and a penalty, inf where the box holds less than half a pixel of the layer (it has
-    no say there), else 0. Shape (n, 5)."""
+    ``power`` (n,): the layer's :class:`ColourModel`."""
     count = np.maximum(sums[:, 3], np.float32(1e-6))
-    mean = sums[:, :3] / count[:, None]
+    mean = (sums[:, :3] / count[:, None]).astype(np.float32)
     variance = np.maximum(power / count - np.einsum("ij,ij->i", mean, mean), 0.0)
-    model = np.empty((sums.shape[0], 5), dtype=np.float32)
-    model[:, :3] = mean
-    model[:, 3] = 1.0 / (variance + np.float32(spread))
-    model[:, 4] = np.where(sums[:, 3] < 0.5, np.float32(np.inf), np.float32(0.0))
-    return model
+    weight = (1.0 / (variance + np.float32(spread))).astype(np.float32)
+    return ColourModel(mean=mean, weight=weight, has_say=sums[:, 3] >= 0.5)
 
 
 def soft_alpha(
@@ -272,8 +271,7 @@ def _rim_sums(
         )
         sums[:, k - 1] = np.take(summed.reshape(-1, 4), at, axis=0)
 
-    with ThreadPoolExecutor(max_workers=SCORE_THREADS) as pool:
-        list(pool.map(layer_sums, range(1, num_layers + 1)))
+    map_parallel(layer_sums, range(1, num_layers + 1))
     sums *= np.float32(1.0 / 255.0)
     return sums
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -44,6 +43,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from pipeline.blocks import block_any
+from pipeline.concurrency import map_parallel, submit, worker_count
 from pipeline.sampling import Points, put_pixels, take_pixels
 
 FILL_METHOD = "pushpull-shiftmap"
@@ -57,8 +57,6 @@ _FULL = 1.0 - 1e-3  # a coarse pixel counts as known when (almost) all its footp
 _LUMA = (0.299, 0.587, 0.114)
 _CHUNK = 1 << 20  # target pixels filled per batch
 _MIN_SPLIT = 1 << 15  # fewer target pixels are not worth a second thread
-PIXEL_THREADS = 2
-"""Batches of pixels filled side by side (the build machine has two cores)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -110,7 +108,7 @@ def fill_hidden(
         values in ``[0, 1]``; every other pixel is bit-identical to the input.
         With no known pixel at all, the targets get the mean colour of the image.
     """
-    img, known_b, target = _check_inputs(image, known, region)
+    img, known_b, target = check_fill_inputs(image, known, region)
     out = np.array(img, dtype=np.float32, copy=True, order="C")
     if not target.any():
         return out
@@ -149,10 +147,11 @@ def _f32(a: np.ndarray) -> F32:
     return np.asarray(a, dtype=np.float32)
 
 
-def _check_inputs(
+def check_fill_inputs(
     image: np.ndarray, known: np.ndarray, region: np.ndarray | None
 ) -> tuple[F32, Mask, Mask]:
-    """The image as float32, the known mask, and the pixels to fill."""
+    """A fill's arguments checked (:func:`fill_hidden`'s): the image as float32, the
+    known mask, and the pixels to fill (unknown, inside ``region`` when given)."""
     img = np.asarray(image, dtype=np.float32)
     known_b = np.asarray(known, dtype=bool)
     if img.ndim != 3 or img.shape[2] != 3:
@@ -166,6 +165,19 @@ def _check_inputs(
             raise ValueError(f"region {region_b.shape} does not match image {img.shape[:2]}")
         target &= region_b
     return img, known_b, target
+
+
+def smooth_continuation(
+    values: np.ndarray, known: np.ndarray, *, gain: float = 64.0, smooth_iters: int = 3
+) -> F32:
+    """The push-pull continuation of ``(H, W, 3)`` ``values`` from their ``known`` pixels:
+    smooth everywhere, close to ``values`` where they are known (pyramid level 1 brought
+    back to full size). Unknown pixels are never read."""
+    pyr = _Pyramid.build(
+        _f32(values), np.asarray(known, dtype=bool), gain=gain, smooth_iters=smooth_iters
+    )
+    h, w = known.shape[:2]
+    return _as3(_f32(cv2.pyrUp(pyr.filled(1), dstsize=(w, h))))
 
 
 # --------------------------------------------------------------------------------------
@@ -244,17 +256,13 @@ def _fill_window(img: F32, known: Mask, target: Mask, *, out: F32, params: _Para
 
 
 def _in_batches(work: Callable[[np.ndarray], _Result], items: np.ndarray) -> list[_Result]:
-    """``work`` on ``items`` in batches, :data:`PIXEL_THREADS` at a time (pixels are
-    independent of each other, and numpy and OpenCV release the GIL); the results in the
-    batches' order. Batches are at most :data:`_CHUNK` items: bounded memory for huge holes.
-    """
-    threads = PIXEL_THREADS if items.size >= _MIN_SPLIT else 1
+    """``work`` on ``items`` in batches, one per worker (:mod:`pipeline.concurrency`;
+    pixels are independent of each other); the results in the batches' order. Batches
+    are at most :data:`_CHUNK` items: bounded memory for huge holes."""
+    threads = worker_count() if items.size >= _MIN_SPLIT else 1
     size = max(1, min(_CHUNK, -(-items.size // threads)))
     batches = [items[start : start + size] for start in range(0, items.size, size)]
-    if len(batches) <= 1:
-        return [work(batch) for batch in batches]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(work, batches))
+    return map_parallel(work, batches)
 
 
 # --------------------------------------------------------------------------------------
@@ -461,16 +469,15 @@ def _analyse_texture(pyr: _Pyramid, img: F32, known: Mask, *, params: _Params) -
         fits = [_local_fit(detail, m, o, sigma=params.fit_sigma, gain=params.gain) for o in offsets]
         return np.stack(fits, axis=-1)
 
-    with ThreadPoolExecutor(max_workers=1) as side:  # the thumbnail's work, beside the rest
-        fitted = side.submit(local_fits)
-        known_flat = np.flatnonzero(known)  # both samples of known pixels draw from it
-        full = _refine_offsets(
-            offsets, pyr, img, known, known_flat=known_flat, level=level, seed=params.seed
-        )
-        coarse, fine = _band_correlations(
-            full, pyr, img, known, known_flat=known_flat, low_level=low_level, seed=params.seed
-        )
-        fit = fitted.result()
+    fitted = submit(local_fits)  # the thumbnail's work, beside the full-resolution work
+    known_flat = np.flatnonzero(known)  # both samples of known pixels draw from it
+    full = _refine_offsets(
+        offsets, pyr, img, known, known_flat=known_flat, level=level, seed=params.seed
+    )
+    coarse, fine = _band_correlations(
+        full, pyr, img, known, known_flat=known_flat, low_level=low_level, seed=params.seed
+    )
+    fit = fitted.result()
     # Of the thumbnail correlation, the share that holds for the copied bands.
     keep = np.clip(coarse / np.maximum(rhos, 1e-3), 0.0, 1.0).astype(np.float32)
     phi = np.clip(fine / np.maximum(coarse, 1e-3), 0.0, 1.0).astype(np.float32)

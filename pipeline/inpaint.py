@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from pipeline.fill import F32, Mask, _as3, _check_inputs, _f32, _Pyramid, fill_hidden
+from pipeline.fill import F32, Mask, check_fill_inputs, fill_hidden, smooth_continuation
 from pipeline.models import diffusion_dtype, load_pretrained
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class DiffusionInpainter:
         so that long or overlapping crops join without seams. The same ``seed``, inputs
         and model give the same pixels.
         """
-        img, known_b, target = _check_inputs(image, known, region)
+        img, known_b, target = check_fill_inputs(image, known, region)
         out = np.array(img, dtype=np.float32, copy=True, order="C")
         if not target.any():
             return out
@@ -140,8 +140,10 @@ class DiffusionInpainter:
         """Diffuse one crop at the native size; returns it at the crop's size."""
         import torch
 
+        from pipeline.stylize import diffusion_size  # loads diffusers, as this model does
+
         ch, cw = known.shape
-        height, width = _diffusion_size(ch, cw, self.native)
+        height, width = diffusion_size(ch, cw, self.native)
         small = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
         hidden = (
             cv2.resize((~known).astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
@@ -164,7 +166,7 @@ class DiffusionInpainter:
                 output_type="np",
             )
         painted = np.asarray(result.images[0], dtype=np.float32)
-        return _f32(cv2.resize(painted, (cw, ch), interpolation=cv2.INTER_CUBIC))
+        return np.asarray(cv2.resize(painted, (cw, ch), interpolation=cv2.INTER_CUBIC), np.float32)
 
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
@@ -239,16 +241,6 @@ def _tiles(box: Box, *, max_aspect: float) -> list[Box]:
     return tiles
 
 
-def _diffusion_size(height: int, width: int, native: int) -> tuple[int, int]:
-    """(h, w) to diffuse a crop at: short side = native, long side <= 1.5 x native, /8."""
-    scale = min(native / min(height, width), 1.5 * native / max(height, width))
-
-    def fit(side: int) -> int:
-        return max(8, round(side * scale / 8) * 8)
-
-    return fit(height), fit(width)
-
-
 def _match_known(painted: F32, img: F32, known: Mask) -> F32:
     """``painted`` plus the push-pull continuation of its error on the known pixels.
 
@@ -258,8 +250,5 @@ def _match_known(painted: F32, img: F32, known: Mask) -> F32:
     if not known.any():
         return painted
     error = np.where(known[:, :, None], img - painted, np.float32(0.0)).astype(np.float32)
-    pyr = _Pyramid.build(error, known, gain=64.0, smooth_iters=2)
-    h, w = known.shape
-    correction = _as3(cv2.pyrUp(pyr.filled(1), dstsize=(w, h)))
-    out: F32 = painted + correction
+    out: F32 = painted + smooth_continuation(error, known, gain=64.0, smooth_iters=2)
     return out

@@ -13,12 +13,13 @@ of the object on the farther one) and recomposition reproduces the image.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from pipeline.blocks import block_any, block_expand
+from pipeline.concurrency import Task, TaskGroup
 from pipeline.sampling import put_pixels, take_pixels
 
 FillFunction = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
@@ -28,8 +29,6 @@ OPAQUE = 0.98
 """A layer's own pixel at least this opaque may serve as a source for its fill."""
 CLEAR = 0.02
 """A nearer layer at most this opaque does not hide the pixel beneath it."""
-FILL_THREADS = 2
-"""Fills of different layers run side by side (the build machine has two cores)."""
 _NONE = np.zeros(0, dtype=np.intp)  # no pixel, as flat indices
 COARSE_GROW_STEP = 16
 """Grows wider than this many pixels run on a coarser grid (the exact width never matters
@@ -67,10 +66,12 @@ def build_layers(
 
 class LayerBuilder:
     """Builds the layers of a label map. The background's fill, the longest, needs the
-    labels only (:func:`background_sources`): it starts at once, on a thread of its own,
-    while the caller works out the soft alphas that :meth:`finish` takes.
+    labels only (:func:`background_sources`), so it can run while the caller works out
+    the soft alphas that :meth:`finish` takes: :meth:`start` (or entering the builder as
+    a context manager) queues it on the shared pool (:mod:`pipeline.concurrency`).
+    Making a builder starts nothing.
 
-    Use as a context manager: leaving it waits for the fills still running.
+    Leaving the context manager cancels the fills not started and waits for those running.
     """
 
     def __init__(
@@ -84,14 +85,24 @@ class LayerBuilder:
     ) -> None:
         self._image, self._labels, self._fill, self._margins = image, labels, fill, margins
         self._band = band
-        self._pool = ThreadPoolExecutor(max_workers=FILL_THREADS)
-        self._background = self._pool.submit(self._fill_background)
+        self._tasks = TaskGroup()
+        self._background: Task[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def __enter__(self) -> LayerBuilder:
+    def start(self) -> LayerBuilder:
+        """Queue the background's fill on the shared pool (once); returns the builder."""
+        self._background_fill()
         return self
 
+    def _background_fill(self) -> Task[tuple[np.ndarray, np.ndarray]]:
+        if self._background is None:
+            self._background = self._tasks.submit(self._fill_background)
+        return self._background
+
+    def __enter__(self) -> LayerBuilder:
+        return self.start()
+
     def __exit__(self, *_: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._tasks.close()
 
     def finish(self, alphas: list[np.ndarray]) -> list[Layer]:
         """The layers, back to front, given the soft alphas of :func:`pipeline.edges.soft_alpha`."""
@@ -115,8 +126,9 @@ class LayerBuilder:
         # Each layer's masks and fill depend only on the alphas (numpy and OpenCV release
         # the GIL): they run beside the background's. The unmixing goes back to front,
         # each layer as soon as its fill is done, while nearer layers' fills still run.
-        nearer = [self._pool.submit(plan_and_fill, k) for k in range(2, num_layers + 1)]
-        known, rgb = self._background.result()
+        background = self._background_fill()
+        nearer = [self._tasks.submit(plan_and_fill, k) for k in range(2, num_layers + 1)]
+        known, rgb = background.result()
         covered = alphas[0] > CLEAR if alphas else np.zeros(labels.shape, dtype=bool)
         plan = _background_plan(labels == 1, known, covered=covered)
         layers = [_finish(image, plan, rgb, beneath=[])]
@@ -284,19 +296,13 @@ def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def _grow_coarse(mask: np.ndarray, pixels: int, factor: int) -> np.ndarray:
-    """A wide grow on a ``factor``-times smaller grid: never smaller than the exact one,
-    at most ``2 * factor`` pixels larger."""
-    height, width = mask.shape
-    size = (-(-width // factor), -(-height // factor))
-    padded = np.zeros((size[1] * factor, size[0] * factor), dtype=np.uint8)
-    padded[:height, :width] = mask
-    blocks = padded.reshape(size[1], factor, size[0], factor).max(axis=(1, 3))
-    outside = np.where(blocks > 0, 0, 255).astype(np.uint8)
+    """A wide grow on a ``factor``-times smaller grid (:mod:`pipeline.blocks`): never
+    smaller than the exact one, at most ``2 * factor`` pixels larger."""
+    blocks = block_any(mask, factor)
+    outside = np.where(blocks, 0, 255).astype(np.uint8)
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     coarse = (distance <= pixels / factor + 1).astype(np.uint8)
-    grown: np.ndarray = cv2.resize(
-        coarse, (size[0] * factor, size[1] * factor), interpolation=cv2.INTER_NEAREST
-    )[:height, :width].astype(bool)
+    grown: np.ndarray = block_expand(coarse, factor, mask.shape).astype(bool)
     return grown
 
 

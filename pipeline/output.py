@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from config.errors import OutputError
+from pipeline.concurrency import TaskGroup, map_parallel
 from pipeline.depth import DepthEstimate
 from pipeline.exports import ExportStack, write_exports
 from pipeline.io import DecodedImage, pack_8bit, save_encoded, save_png, save_rgb_png
@@ -35,6 +36,7 @@ from pipeline.manifest import (
     strata_version,
     utc_now,
 )
+from pipeline.models import model_revision
 from pipeline.preview import (
     ANIMATION_FRAMES,
     ANIMATION_SECONDS,
@@ -48,7 +50,6 @@ from pipeline.webp import encode_animation
 
 TEMP_PREFIX = ".strata-tmp-"
 MANIFEST = "manifest.json"
-WRITE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ def _models_section(outputs: JobOutputs) -> dict[str, Any]:
     if outputs.painterly is not None:
         models.update(outputs.painterly.get("models", {}))
     if outputs.fill.get("method") == "diffusion":
-        models["inpaint"] = {"id": outputs.fill.get("model"), "revision": "local"}
+        model_id = str(outputs.fill.get("model"))
+        models["inpaint"] = {"id": model_id, "revision": model_revision(model_id)}
     return models
 
 
@@ -150,33 +152,34 @@ def _write_files(
     """Every file but the exports and the manifest; returns the manifest's layer figures,
     worked out while the files are encoded, and the layers' 8-bit pixels as written."""
     count = len(outputs.layers)
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        stats = pool.submit(layer_stats, outputs.layers, outputs.depth_ranges, outputs.parallax)
+    with TaskGroup() as tasks:  # the shared pool (pipeline.concurrency)
+        stats = tasks.submit(layer_stats, outputs.layers, outputs.depth_ranges, outputs.parallax)
         # Each layer packed once: its thumbnail first, as the previews (the longest
         # chain) wait for all of them; its PNG queued behind, overlapping the previews.
-        packed = list(pool.map(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers))
-        thumbs = [pool.submit(thumbnail, pixels) for pixels in packed]
+        packed = map_parallel(lambda layer: pack_8bit(layer.rgb, layer.alpha), outputs.layers)
+        thumbs = [tasks.submit(thumbnail, pixels) for pixels in packed]
         files = [
-            pool.submit(save_png, folder / layer_file(index, count), pixels)
+            tasks.submit(save_png, folder / layer_file(index, count), pixels)
             for index, pixels in enumerate(packed, start=1)
         ]
-        files.append(pool.submit(_save_when_encoded, folder / "depth.png", outputs.depth_png))
+        files.append(tasks.submit(_save_when_encoded, folder / "depth.png", outputs.depth_png))
         if outputs.painterly is not None:
-            files.append(pool.submit(save_rgb_png, folder / "stylized.png", outputs.working))
-        small = [future.result() for future in thumbs]
-        files.append(pool.submit(_save_contact_sheet, folder / "preview.png", small))
+            files.append(tasks.submit(save_rgb_png, folder / "stylized.png", outputs.working))
+        small = [task.result() for task in thumbs]
+        files.append(tasks.submit(_save_contact_sheet, folder / "preview.png", small))
         parallax = Parallax(small, outputs.parallax)
         duration_ms = round(1000 * ANIMATION_SECONDS / ANIMATION_FRAMES)
         animation = encode_animation(parallax.shifts(), parallax.render, duration_ms=duration_ms)
         (folder / "parallax.webp").write_bytes(animation)
-        for future in files:
-            future.result()
+        for task in files:
+            task.result()
+        figures = stats.result()
     suffix = job.input_path.suffix.lower()
     _copy(job.input_path, folder / f"source{suffix}")
     if outputs.depth_file is not None:
         _copy(outputs.depth_file, folder / outputs.depth_file.name)
     _write_settings(folder / "settings.yaml", job)
-    return stats.result(), packed
+    return figures, packed
 
 
 def _write_exports(

@@ -64,6 +64,19 @@ def test_block_any_finds_a_single_pixel_in_a_partial_block() -> None:
     assert found[2, 3]
 
 
+@pytest.mark.parametrize("factor", [16, 22, 23, 40])
+def test_block_any_finds_a_single_pixel_in_a_large_block(factor: int) -> None:
+    """A lone pixel is 1/factor² of its block's mean: large blocks must not round it away."""
+    mask = np.zeros((2 * factor + 3, factor + 1), dtype=bool)
+    mask[factor + 1, 2] = True
+
+    found = block_any(mask, factor)
+
+    assert found.shape == (3, 2)
+    assert found.sum() == 1
+    assert found[1, 0]
+
+
 @pytest.mark.parametrize("factor", [2, 3, 5, 6, 7, 12])
 def test_block_expand_gives_each_pixel_its_own_cell(factor: int) -> None:
     """OpenCV's nearest resize by an integer factor repeats cells exactly (no off-by-one

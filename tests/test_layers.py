@@ -257,3 +257,27 @@ def test_the_background_fill_runs_while_the_soft_edges_are_worked_out() -> None:
     for got, want in zip(layers, expected, strict=True):
         assert np.array_equal(got.rgb, want.rgb)
         assert np.array_equal(got.alpha, want.alpha)
+
+
+def test_making_a_builder_starts_nothing_and_finish_works_without_start() -> None:
+    scene = make_scene(num_surfaces=3, seed=4, width=160, height=120)
+    image = scene_image(scene)
+    _cuts, labels, alphas = segment(
+        image, depth_estimate(scene, low_resolution=False, seed=4), num_layers=3
+    )
+    calls: list[int] = []
+
+    def fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+        calls.append(threading.get_ident())
+        return fill_hidden(image, known, region=region)
+
+    margins = fill_margins([0.0, 0.5, 1.0], image.shape[1])
+    threads = threading.active_count()
+    builder = LayerBuilder(image, labels, fill=fill, margins=margins)
+    assert calls == []
+    assert threading.active_count() == threads
+    layers = builder.finish(alphas)  # never started: finish runs the background's fill
+    expected = build_layers(image, labels, alphas, fill=fill, margins=margins)
+    for got, want in zip(layers, expected, strict=True):
+        assert np.array_equal(got.rgb, want.rgb)
+        assert np.array_equal(got.alpha, want.alpha)
