@@ -44,7 +44,7 @@ import scipy.fft
 
 from pipeline.blocks import block_any
 from pipeline.concurrency import map_parallel, submit, worker_count
-from pipeline.sampling import Points, put_pixels, take_pixels
+from pipeline.sampling import Points
 
 FILL_METHOD = "pushpull-shiftmap"
 """Name of the default fill, recorded in the manifest."""
@@ -351,14 +351,9 @@ def _normalised(p: F32, w: F32, *, gain: float, under: np.ndarray) -> F32:
     """``a * p / w + (1 - a) * under`` with ``a = min(1, gain * w)`` (one level's estimate)."""
     a = np.minimum(w, np.float32(1.0 / gain))
     a *= np.float32(gain)
-    divisor = np.maximum(w, np.float32(1e-12))
-    if p.shape[2] == 3:  # OpenCV's per-element ops beat numpy's 3-wide broadcasts ~2×
-        own = _f32(cv2.divide(p, cv2.cvtColor(divisor, cv2.COLOR_GRAY2RGB)))
-        share = _f32(cv2.cvtColor(a, cv2.COLOR_GRAY2RGB))
-    else:
-        own, share = _f32(p / divisor[:, :, None]), a[:, :, None]
+    own = _f32(p / np.maximum(w, np.float32(1e-12))[:, :, None])
     own -= under
-    own *= share
+    own *= a[:, :, None]
     own += under
     return own
 
@@ -794,24 +789,18 @@ def _chain(
 
 
 def _pixels_at(image: F32, flat: np.ndarray) -> F32:
-    """``image`` at the flat pixel indices ``flat``, as ``(n, channels)``; a window of a
-    larger array (strided rows) takes the slower (y, x) route."""
-    if image.flags.c_contiguous:
-        values: F32 = take_pixels(image, flat)
-        return values
+    """``image`` (``(H, W, C)``, a window of a larger array too) at the flat pixel indices
+    ``flat``, as ``(n, C)``."""
     ys, xs = np.divmod(flat, image.shape[1])
-    strided: F32 = image[ys, xs]
-    return strided
+    values: F32 = image[ys, xs]
+    return values
 
 
 def _put_pixels(image: F32, flat: np.ndarray, values: F32) -> None:
-    """``image`` at the flat pixel indices ``flat`` = ``values``; a window of a larger
-    array (strided rows) takes the slower (y, x) route."""
-    if image.flags.c_contiguous:
-        put_pixels(image, flat, values)
-    else:
-        ys, xs = np.divmod(flat, image.shape[1])
-        image[ys, xs] = values
+    """``image`` (``(H, W, C)``, a window of a larger array too) at the flat pixel
+    indices ``flat`` = ``values``."""
+    ys, xs = np.divmod(flat, image.shape[1])
+    image[ys, xs] = values
 
 
 def _disc(radius: int) -> np.ndarray:
