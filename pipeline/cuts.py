@@ -20,15 +20,13 @@ layer area (speckle is the island step's business).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 from scipy import ndimage
 
+from pipeline.concurrency import map_parallel
+
 MAX_ANALYSIS_SIDE = 512
-ISLAND_THREADS = 2
-"""Layers' connected components are found side by side (OpenCV releases the GIL)."""
 
 
 def choose_cuts(
@@ -312,9 +310,9 @@ def remove_islands(labels: np.ndarray, *, min_pixels: int) -> np.ndarray:
         tiny: np.ndarray = np.take(is_tiny, np.asarray(components))
         return tiny
 
-    with ThreadPoolExecutor(max_workers=ISLAND_THREADS) as pool:
-        values = range(1, int(labels.max()) + 1)  # an absent value has no component
-        found = [mask for mask in pool.map(speckles, values) if mask is not None]
+    # each layer's components side by side (OpenCV releases the GIL); an absent value has none
+    values = range(1, int(labels.max()) + 1)
+    found = [mask for mask in map_parallel(speckles, values) if mask is not None]
     if not found:
         return labels
     small = np.logical_or.reduce(found) if len(found) > 1 else found[0]
