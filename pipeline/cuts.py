@@ -273,6 +273,8 @@ def layer_parallax(nearness: np.ndarray, labels: np.ndarray, *, num_layers: int)
     sums = np.bincount(flat, weights=nearness.ravel(), minlength=num_layers + 1)
     means = sums[1 : num_layers + 1] / np.maximum(counts, 1)
     far, near = float(means[0]), float(means[-1])
+    if num_layers == 1:
+        return [0.0]  # the background alone: it does not move
     if near - far < 1e-6:
         return [k / (num_layers - 1) for k in range(num_layers)]
     return [float(v) for v in np.clip((means - far) / (near - far), 0.0, 1.0)]

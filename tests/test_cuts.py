@@ -148,3 +148,8 @@ def test_a_layers_parallax_is_its_mean_disparity_normalised() -> None:
     nearness[:, 20:] = 0.9
     labels = label_layers(nearness, np.array([0.2, 0.5]))
     assert layer_parallax(nearness, labels, num_layers=3) == pytest.approx([0.0, 0.25, 1.0])
+
+
+def test_one_layer_does_not_move() -> None:
+    nearness = np.full((10, 30), 0.4, dtype=np.float32)  # one plane: one layer
+    assert layer_parallax(nearness, np.ones((10, 30), np.uint8), num_layers=1) == [0.0]
