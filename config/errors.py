@@ -35,8 +35,8 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "done",
     ExitCode.FAILED: "a job failed, or the command could not do what it was asked",
-    ExitCode.USAGE: "bad usage: a wrong option, --set value or settings file",
-    ExitCode.INPUT: "an image or folder named on the command line is missing",
+    ExitCode.USAGE: "bad usage: a wrong option, --set value, settings file or missing path",
+    ExitCode.INPUT: "an input photo or its depth map cannot be used",
     ExitCode.MODEL_MISSING: "a configured model is not in the local cache (strata models pull)",
     ExitCode.OUTPUT: "an output folder cannot be written",
     ExitCode.INSTALL: "a library Strata needs is missing or broken",
@@ -71,6 +71,14 @@ class SettingsError(StrataError):
     stage = "settings"
     exit_code = ExitCode.USAGE
     default_hint = "Fix the value named above and try again."
+
+
+class UsageError(StrataError):
+    """The command line names a file or folder that is not there, or holds nothing to do."""
+
+    stage = "usage"
+    exit_code = ExitCode.USAGE
+    default_hint = "Check the paths on the command line."
 
 
 class InputError(StrataError):

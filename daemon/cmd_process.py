@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 from tqdm import tqdm
 
-from config.errors import InputError, SettingsError, StrataError
+from config.errors import StrataError, UsageError
 from config.loader import (
     Resolved,
     SettingsLayer,
@@ -109,11 +109,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def collect_targets(paths: list[Path], output_root: Path) -> list[Target]:
-    """The photos the command line names, each once; an input error when a path is
-    missing, a usage error when they hold no photo."""
+    """The photos the command line names, each once; a usage error (SPEC: exit 2) when a
+    path is missing or they hold no photo."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise InputError(
+        raise UsageError(
             f"No such file or folder: {', '.join(missing)}.",
             hint="Give the paths of existing images or folders.",
         )
@@ -123,7 +123,7 @@ def collect_targets(paths: list[Path], output_root: Path) -> list[Target]:
         for target in found:
             targets.setdefault(target.image.resolve(), target)
     if not targets:
-        raise SettingsError(
+        raise UsageError(
             f"No photos to process in {', '.join(map(str, paths))}.",
             hint="Give images (.jpg .png .webp .tif .heic .bmp) or folders that hold some; "
             "sidecars and depth maps apply to their photo and are not processed alone.",

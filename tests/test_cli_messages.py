@@ -27,6 +27,7 @@ from config.errors import (
     QueueUnreachableError,
     SettingsError,
     StrataError,
+    UsageError,
 )
 from config.loader import load_settings
 from daemon import agents, cli, cmd_config, cmd_jobs, cmd_manage, cmd_service, health
@@ -234,6 +235,7 @@ ERROR_CODES = [
     (StrataError, ExitCode.FAILED),
     (PipelineError, ExitCode.FAILED),
     (SettingsError, ExitCode.USAGE),
+    (UsageError, ExitCode.USAGE),
     (InputError, ExitCode.INPUT),
     (ModelNotAvailableError, ExitCode.MODEL_MISSING),
     (OutputError, ExitCode.OUTPUT),
@@ -251,8 +253,9 @@ def test_every_error_class_carries_a_code_of_its_own() -> None:
     }
     assert defined == {error for error, _ in ERROR_CODES}  # none of config.errors left out
     assert all("exit_code" in vars(error) for error in defined)
-    codes = [code for error, code in ERROR_CODES if error is not PipelineError]
-    assert len(set(codes)) == len(codes)  # a pipeline failure is the plain job failure
+    # a pipeline failure is the plain job failure; SPEC: settings and paths are bad usage
+    codes = [code for error, code in ERROR_CODES if error not in (PipelineError, UsageError)]
+    assert len(set(codes)) == len(codes)
 
 
 @pytest.mark.parametrize(("error", "code"), ERROR_CODES)
@@ -272,11 +275,11 @@ def test_the_cli_ends_with_the_errors_code(
     assert capsys.readouterr().err == "strata: It went wrong.\n  hint: Do this.\n"
 
 
-def test_a_missing_image_is_an_input_error(
+def test_a_missing_image_is_a_usage_error(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "no-such.jpg"
-    assert cli.main(["process", str(missing), "--config", str(config)]) == ExitCode.INPUT
+    assert cli.main(["process", str(missing), "--config", str(config)]) == ExitCode.USAGE
     assert f"No such file or folder: {missing}." in capsys.readouterr().err
 
 
