@@ -2,8 +2,8 @@
 as a job makes them (:func:`build_stack`; the benchmarks use it too).
 
 Segmentation and layer building are interleaved: the background's fill, the longest piece
-of work, needs only the labels, so it starts as soon as they are final and runs on a
-thread of its own while the soft edges are worked out.
+of work, needs only the labels, so it starts on the shared pool (:mod:`pipeline.concurrency`) as
+soon as they are final and runs while the soft edges are worked out.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_stack(
             band = label_uncertainty(depth, canvas_width=image.shape[1])
             builder = running.enter_context(
                 LayerBuilder(image, labels, fill=fill, margins=margins, band=band)
-            )
+            ).start()
             alphas = soft_alpha(image, labels, num_layers=len(ranges))
         with timer.stage("fill"):
             layers = builder.finish(alphas)
