@@ -14,6 +14,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import filter_repo_objects
 from tiny_models import build_tiny_depth_anything, install_in_hub_cache
 
+from config.errors import ExitCode
 from config.model import ModelSettings
 from daemon import cli, cmd_models
 from pipeline.models import (
@@ -437,7 +438,7 @@ def test_pull_offers_no_fp16_variant(
     assert "unrecognized arguments: --variant" in capsys.readouterr().err
 
 
-def test_pull_failure_is_one_clear_message_and_exit_1(
+def test_pull_failure_is_one_clear_message_and_the_model_missing_code(
     hf_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def no_hub(item: PullItem, *, cache_dir: Path) -> str:
@@ -447,7 +448,7 @@ def test_pull_failure_is_one_clear_message_and_exit_1(
 
     code = strata(["models", "pull", "--role", "depth", "--role", "taesd"], monkeypatch)
 
-    assert code == 1
+    assert code == ExitCode.MODEL_MISSING
     err = capsys.readouterr().err
     assert f"{DEFAULT_DEPTH} (depth): cannot reach the Hugging Face hub (no network?)" in err
     assert "madebyollin/taesd (taesd)" in err
@@ -464,7 +465,7 @@ def test_pull_refuses_in_offline_mode_without_trying(
     )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    assert strata(["models", "pull"], monkeypatch) == 1
+    assert strata(["models", "pull"], monkeypatch) == ExitCode.MODEL_MISSING
 
     assert calls == []
     assert "offline mode is on" in capsys.readouterr().err
@@ -481,7 +482,7 @@ def test_pull_reports_a_missing_local_folder(
 
     code = strata(["models", "pull", "--role", "depth", "--config", str(config)], monkeypatch)
 
-    assert code == 1
+    assert code == ExitCode.MODEL_MISSING
     assert f"the folder {tmp_path / 'gone'} does not exist" in capsys.readouterr().err
 
 
