@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from config.errors import StrataError
 from config.model import QueueBackend, QueueSettings
 from daemon.retry import with_backoff
+from pipeline.timing import utc_now
 
 LEDGER_FILE = "ledger.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -102,7 +103,8 @@ create table if not exists heartbeats (
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """Now, as the ledger stores every time (ISO 8601 UTC, milliseconds)."""
+    return utc_now()
 
 
 @dataclass(frozen=True)

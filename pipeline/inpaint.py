@@ -15,16 +15,10 @@ import cv2
 import numpy as np
 
 from pipeline.fill import F32, Mask, check_fill_inputs, fill_hidden, smooth_continuation
-from pipeline.models import diffusion_dtype, load_pretrained
+from pipeline.models import load_pretrained, model_dtype
 
 if TYPE_CHECKING:
     import torch
-
-
-def _default_dtype(device: str) -> torch.dtype:
-    """See :func:`pipeline.models.diffusion_dtype`."""
-    dtype: torch.dtype = diffusion_dtype(device)
-    return dtype
 
 
 class DiffusionInpainter:
@@ -44,7 +38,7 @@ class DiffusionInpainter:
 
         self.model_id = model_id
         self.device = device
-        self.dtype = dtype if dtype is not None else _default_dtype(device)
+        self.dtype = dtype if dtype is not None else model_dtype("inpaint", device)
         pipe: Any = load_pretrained(
             StableDiffusionInpaintPipeline.from_pretrained,
             model_id,

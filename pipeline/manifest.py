@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 
 from pipeline.layers import Layer
-from pipeline.timing import utc_now
 
 SCHEMA_VERSION = 1
 
@@ -93,7 +92,7 @@ def layers_section(stats: list[LayerStats]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = [  # utc_now: re-exported for pipeline.output, which imports it from here
+__all__ = [
     "SCHEMA_VERSION",
     "LayerStats",
     "layer_file",
@@ -101,5 +100,4 @@ __all__ = [  # utc_now: re-exported for pipeline.output, which imports it from h
     "layer_stats",
     "layers_section",
     "strata_version",
-    "utc_now",
 ]

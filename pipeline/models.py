@@ -575,8 +575,3 @@ def pull_plan(
             if pattern not in patterns:
                 patterns.append(pattern)
     return [PullItem(mid, tuple(r), tuple(p)) for mid, (r, p) in merged.items()]
-
-
-def diffusion_dtype(device: str) -> Any:
-    """:func:`model_dtype` of the diffusion roles (for :mod:`pipeline.inpaint`)."""
-    return model_dtype("img2img", device)

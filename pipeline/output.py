@@ -34,7 +34,6 @@ from pipeline.manifest import (
     layer_stats,
     layers_section,
     strata_version,
-    utc_now,
 )
 from pipeline.models import model_revision
 from pipeline.preview import (
@@ -45,7 +44,7 @@ from pipeline.preview import (
     contact_sheet,
     thumbnail,
 )
-from pipeline.timing import StageTimer
+from pipeline.timing import StageTimer, utc_now
 from pipeline.webp import encode_animation
 
 TEMP_PREFIX = ".strata-tmp-"
