@@ -225,7 +225,8 @@ def regroup_surfaces(
     np.add.at(sums, layer_of, moments)
     behind = [[b for f, b in occludes if f == r] for r in range(len(layer_of))]
     ahead = [[f for f, b in occludes if b == r] for r in range(len(layer_of))]
-    pixels = np.where(np.arange(len(layer_of)) > 0, moments[:, 0], 0.0)  # row 0: no surface
+    pixels = moments[:, 0].copy()
+    pixels[0] = 0.0  # row 0: the pixels of no surface
     anchors = {
         int(np.argmax(np.where(layer_of == k, pixels, -1.0))) for k in range(1, num_layers + 1)
     }
