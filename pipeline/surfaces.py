@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -71,9 +72,16 @@ class Surfaces:
 def design(shape: tuple[int, int]) -> np.ndarray:
     """The quadratic terms at every pixel of an image of ``shape``: (H, W, TERMS)."""
     height, width = shape
-    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
-    u = (u + 0.5) / width * 2.0 - 1.0
-    v = (v + 0.5) / height * 2.0 - 1.0
+    ys, xs = np.mgrid[0:height, 0:width]
+    return terms_at(ys, xs, shape)
+
+
+def terms_at(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The quadratic terms at pixels (``ys``, ``xs``) of an image of ``shape``:
+    ``ys.shape + (TERMS,)``."""
+    height, width = shape
+    u = ((xs + 0.5) / width * 2.0 - 1.0).astype(np.float32)
+    v = ((ys + 0.5) / height * 2.0 - 1.0).astype(np.float32)
     return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
 
 
@@ -233,25 +241,11 @@ def upsample(surfaces: Surfaces, nearness: np.ndarray) -> np.ndarray:
     candidates = [c[contested] for c in candidates]
     if ys.size == 0:
         return up
-    u = ((xs + 0.5) / width * 2.0 - 1.0).astype(np.float32)
-    v = ((ys + 0.5) / height * 2.0 - 1.0).astype(np.float32)
-    models = surfaces.models.astype(np.float32)
+    terms = terms_at(ys, xs, (height, width))
     values = nearness[ys, xs]
-
-    def error_of(regions: np.ndarray) -> np.ndarray:
-        m = models[regions]
-        predicted = (
-            m[:, 0] + u * (m[:, 1] + u * m[:, 3] + v * m[:, 4]) + v * (m[:, 2] + v * m[:, 5])
-        )
-        result: np.ndarray = np.where(regions > 0, np.abs(predicted - values), np.inf)
-        return result
-
-    best, error = own, error_of(own)
-    for candidate in candidates:
-        candidate_error = error_of(candidate)
-        better = candidate_error < error
-        best = np.where(better, candidate, best)
-        error = np.where(better, candidate_error, error)
+    best = best_predicting(
+        own, candidates, lambda regions: _error(surfaces.models, terms, regions, values)
+    )
     up[ys, xs] = best
     return up
 
@@ -580,8 +574,31 @@ def _absorb_small(regions: np.ndarray, *, ignore: np.ndarray, min_pixels: int) -
 
 def predict(models: np.ndarray, terms: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """Each pixel's nearness as its region's surface predicts it (0 where unfitted)."""
-    predicted: np.ndarray = np.einsum("ijk,ijk->ij", terms, models.astype(np.float32)[regions])
+    predicted: np.ndarray = np.einsum("...k,...k->...", terms, models.astype(np.float32)[regions])
     return np.where(regions > 0, predicted, 0.0).astype(np.float32)
+
+
+def best_predicting(
+    own: np.ndarray, candidates: list[np.ndarray], error_of: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Per pixel, of its ``own`` region and each map of ``candidates``, the region with the
+    least ``error_of`` (each pixel's error under a map of regions)."""
+    best, error = own.copy(), error_of(own)
+    for candidate in candidates:
+        candidate_error = error_of(candidate)
+        better = candidate_error < error
+        best[better] = candidate[better]
+        error[better] = candidate_error[better]
+    return best
+
+
+def _error(
+    models: np.ndarray, terms: np.ndarray, regions: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """How far each region's surface misses its pixel's nearness; infinite for region 0."""
+    miss = np.abs(predict(models, terms, regions) - values)
+    result: np.ndarray = np.where(regions > 0, miss, np.inf)
+    return result
 
 
 # --- fitting ------------------------------------------------------------------------------------
@@ -665,16 +682,11 @@ def _reassign(
 ) -> np.ndarray:
     """Each pixel to the best-predicting surface among its own and those ``reach`` pixels
     away at the eight compass points."""
-    best = regions.copy()
-    error = np.where(regions > 0, np.abs(predict(models, terms, regions) - values), np.inf)
-    for dy, dx in [(dy * reach, dx * reach) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]:
-        if dy == dx == 0:
-            continue
-        candidate = _shifted(regions, dy, dx)
-        candidate_error = np.abs(predict(models, terms, candidate) - values)
-        better = (candidate > 0) & (candidate_error < error)
-        best[better] = candidate[better]
-        error[better] = candidate_error[better]
+    shifts = [(dy * reach, dx * reach) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    candidates = [_shifted(regions, dy, dx) for dy, dx in shifts if (dy, dx) != (0, 0)]
+    best = best_predicting(
+        regions, candidates, lambda labels: _error(models, terms, labels, values)
+    )
     best[ignore] = 0
     return best
 
