@@ -35,7 +35,7 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "done",
     ExitCode.FAILED: "a job failed, or the command could not do what it was asked",
-    ExitCode.USAGE: "bad usage: a wrong option, --set value, settings file or missing path",
+    ExitCode.USAGE: "bad usage: a wrong option or --set value, a bad settings file, path or job id",
     ExitCode.INPUT: "an input photo or its depth map cannot be used",
     ExitCode.MODEL_MISSING: "a configured model is not in the local cache (strata models pull)",
     ExitCode.OUTPUT: "an output folder cannot be written",
@@ -79,6 +79,40 @@ class UsageError(StrataError):
     stage = "usage"
     exit_code = ExitCode.USAGE
     default_hint = "Check the paths on the command line."
+
+
+class JobNotFoundError(StrataError):
+    """A job id (or prefix) on the command line names no job, or more than one."""
+
+    stage = "ledger"
+    exit_code = ExitCode.USAGE
+    default_hint = "Run `strata jobs` to list job ids (a unique prefix is enough)."
+
+
+class JobStateError(StrataError):
+    """The job is not in a state the command can act on (cancel a finished job, retry a
+    running one)."""
+
+    stage = "ledger"
+    exit_code = ExitCode.FAILED
+    default_hint = "Run `strata show JOB` to see the job's status."
+
+
+class StartupError(StrataError):
+    """The daemon cannot start on its folders (missing, unreadable or unwritable)."""
+
+    stage = "startup"
+    exit_code = ExitCode.FAILED
+    default_hint = "Fix the folders in your config file (`strata config show`), then start again."
+
+
+class ServiceError(StrataError):
+    """A service manager (launchd, systemd) is missing or refused a command; the message
+    carries the command to run by hand."""
+
+    stage = "service"
+    exit_code = ExitCode.FAILED
+    default_hint = "Run the command named above by hand to see what the service manager says."
 
 
 class InputError(StrataError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from config.errors import StrataError
+from config.errors import ServiceError
 from config.loader import PROJECT_ROOT
 
 LABEL = "com.strata.daemon"
@@ -33,13 +33,6 @@ SYSTEM_PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/
 CommandRunner = Callable[[Sequence[str]], int]
 Which = Callable[[str], str | None]
 """``shutil.which``: where a command is on PATH, or None."""
-
-
-class ServiceError(StrataError):
-    """A service manager is missing or refused: each carries the command to run by hand."""
-
-    stage = "service"
-    default_hint = "Run the command named above by hand to see what the service manager says."
 
 
 def run_command(command: Sequence[str]) -> int:

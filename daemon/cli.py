@@ -18,10 +18,6 @@ from config.errors import ExitCode, StrataError
 from daemon.allocator import keep_freed_memory
 from pipeline.manifest import strata_version
 
-EXIT_OK = ExitCode.OK
-EXIT_JOB_FAILED = ExitCode.FAILED
-EXIT_USAGE = ExitCode.USAGE
-
 COMMAND_MODULES = (
     "daemon.cmd_process",
     "daemon.cmd_config",

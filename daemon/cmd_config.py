@@ -9,10 +9,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from config.errors import ExitCode
 from config.loader import load_settings
 from config.model import Settings
 from config.schema import iter_fields
-from daemon.cli import EXIT_OK, add_common_options
+from daemon.cli import add_common_options
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +34,12 @@ def handle_show(args: argparse.Namespace) -> int:
         data = {key: {"value": value, "source": origin} for key, value, origin in rows}
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return ExitCode.OK
     width = max(len(key) for key, _, _ in rows)
     for key, value, origin in rows:
         shown = json.dumps(value) if value is None or isinstance(value, bool) else str(value)
         print(f"{key:<{width}}  {shown:<42}  # {origin}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _lookup(settings: Settings, dotted: str) -> Any:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from config.errors import ExitCode
 from config.loader import Resolved, load_settings
 from config.model import Settings
 from daemon import health
-from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
+from daemon.cli import add_common_options
 from daemon.ledger import JobLedger, JobRecord, JobStatus, open_ledger
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -67,7 +68,7 @@ def handle_jobs(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     records = ledger.recent(status=status, limit=args.limit, skip=args.skip)
     print_jobs(records, stream, as_json=args.json)
     if not args.follow:
-        return EXIT_OK
+        return ExitCode.OK
     with contextlib.suppress(KeyboardInterrupt):
         ended = follow(
             ledger,
@@ -79,8 +80,8 @@ def handle_jobs(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             notices=sys.stderr,
         )
         if ended:
-            return EXIT_JOB_FAILED
-    return EXIT_OK
+            return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def print_jobs(records: list[JobRecord], out: TextIO, *, as_json: bool) -> None:
@@ -171,7 +172,7 @@ def handle_show(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         stream.write(json.dumps(record.public(), indent=2) + "\n")
     else:
         stream.write(describe(record))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def describe(record: JobRecord) -> str:

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from config.errors import SettingsError
+from config.errors import ExitCode, SettingsError
 from daemon import health, manage
-from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
+from daemon.cli import add_common_options
 from daemon.cmd_jobs import load_context
 from daemon.disposal import Trash, send_to_trash
 from daemon.ledger import JobStatus
@@ -51,7 +51,7 @@ def handle_retry(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     queue = open_queue(settings.value.state_dir, settings.value.queue)
     photo = manage.retry(record, settings.value, ledger, manage.queue_enqueuer(queue))
     (out or sys.stdout).write(f"job {record.id} queued again: {photo}\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def handle_cancel(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -61,9 +61,9 @@ def handle_cancel(args: argparse.Namespace, *, out: TextIO | None = None) -> int
     stream = out or sys.stdout
     if status is JobStatus.PROCESSING:
         stream.write(f"job {record.id}: cancel requested; the daemon has not stopped it yet\n")
-        return EXIT_JOB_FAILED
+        return ExitCode.FAILED
     stream.write(f"job {record.id}: {status.value}\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def handle_delete(
@@ -78,14 +78,14 @@ def handle_delete(
     stream = out or sys.stdout
     if args.purge and not args.yes and not _confirmed(record.id, stdin or sys.stdin, stream):
         stream.write(f"job {record.id}: nothing deleted\n")
-        return EXIT_JOB_FAILED
+        return ExitCode.FAILED
     deletion = manage.delete(record, settings.value, ledger, purge=args.purge, trash=trash)
     stream.write(f"deleted job {record.id}: its record and outputs\n")
     for original in deletion.originals:
         stream.write(f"  {original.describe()}\n")
     if deletion.left_alone is not None:
         stream.write(f"  {deletion.left_alone} is outside the outbox and was left as it is\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _confirmed(job_id: str, stdin: TextIO, out: TextIO) -> bool:
@@ -123,7 +123,7 @@ def handle_health(args: argparse.Namespace, *, out: TextIO | None = None) -> int
         stream.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:
         stream.write(describe(report))
-    return EXIT_OK if report.healthy else EXIT_JOB_FAILED
+    return ExitCode.OK if report.healthy else ExitCode.FAILED
 
 
 def describe(report: health.HealthReport) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from config import load_settings
-from config.errors import ModelNotAvailableError
-from daemon.cli import EXIT_OK, add_common_options
+from config.errors import ExitCode, ModelNotAvailableError
+from daemon.cli import add_common_options
 from pipeline.models import (
     ROLES,
     ModelEntry,
@@ -71,14 +71,14 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         document = {"cache_dir": str(cache_dir), "models": [e.to_json() for e in entries]}
         print(json.dumps(document, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(format_table(entries))
     print(f"\nHugging Face cache: {cache_dir}")
     if any(e.source != "unset" and not e.cached for e in entries):
         print("Run `strata models pull` to fetch the models that are not cached.")
     if any(e.non_commercial for e in entries):
         print("Note: a model marked non-commercial may not be used for commercial work.")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def format_table(entries: list[ModelEntry]) -> str:
@@ -120,7 +120,7 @@ def run_pull(args: argparse.Namespace) -> int:
         print(f"  failed: {problem}", file=sys.stderr)
     if not plan and not failures:
         print("Nothing to download: every selected model is a local folder or not set.")
-        return EXIT_OK
+        return ExitCode.OK
     if is_offline():
         raise ModelNotAvailableError(
             "Cannot download models: offline mode is on (HF_HUB_OFFLINE or "
@@ -146,7 +146,7 @@ def run_pull(args: argparse.Namespace) -> int:
             "`models.<role>` to it.",
         )
     print(f"All models are in {cache_dir}.")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def download(item: PullItem, *, cache_dir: Path) -> str:

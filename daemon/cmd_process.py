@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 from tqdm import tqdm
 
-from config.errors import StrataError, UsageError
+from config.errors import ExitCode, StrataError, UsageError
 from config.loader import (
     Resolved,
     SettingsLayer,
@@ -36,7 +36,7 @@ from config.loader import (
     validate_layer,
 )
 from config.model import JobSettings, Mode, Settings
-from daemon.cli import EXIT_JOB_FAILED, EXIT_OK, add_common_options
+from daemon.cli import add_common_options
 from daemon.ledger import JobRecord, JobStatus
 from daemon.logs import configure_logging
 from daemon.names import Kind, classify, is_ignored_name
@@ -105,7 +105,7 @@ def handle(args: argparse.Namespace) -> int:
         json.dump(reports if len(reports) > 1 else reports[0], sys.stdout, indent=2)
         sys.stdout.write("\n")
     failed = sum(1 for r in reports if r["status"] == "failed")
-    return EXIT_JOB_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def collect_targets(paths: list[Path], output_root: Path) -> list[Target]:

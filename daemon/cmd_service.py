@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from config.errors import ExitCode
 from config.loader import load_settings
 from daemon import agents
-from daemon.cli import EXIT_OK, add_common_options
+from daemon.cli import add_common_options
 
 ACTIONS = ("install", "uninstall", "print")
 
@@ -52,7 +53,7 @@ def handle(
         _launchd(args.action, spec, system, stream)
     else:
         _systemd(args.action, spec, system, stream)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _launchd(action: str, spec: agents.AgentSpec, system: agents.System, out: TextIO) -> None:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from config.errors import StrataError
+from config.errors import JobNotFoundError, JobStateError
 from config.model import QueueBackend, QueueSettings
 from daemon.retry import with_backoff
 from pipeline.timing import utc_now
@@ -43,16 +43,6 @@ class JobStatus(StrEnum):
 
 ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
 TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class JobNotFoundError(StrataError):
-    stage = "ledger"
-    default_hint = "Run `strata jobs` to list job ids (a unique prefix is enough)."
-
-
-class JobStateError(StrataError):
-    stage = "ledger"
-    default_hint = "Run `strata show JOB` to see the job's status."
 
 
 SCHEMA = """

@@ -35,13 +35,12 @@ from typing import Any, TypeVar
 import redis
 from loguru import logger
 
-from config.errors import QueueUnreachableError
+from config.errors import JobNotFoundError, QueueUnreachableError
 from daemon.ledger import (
     ACTIVE,
     Heartbeat,
     JobInputs,
     JobLedger,
-    JobNotFoundError,
     JobRecord,
     JobStatus,
     now_iso,

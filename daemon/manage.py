@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.errors import JobCancelledError
+from config.errors import JobCancelledError, JobStateError
 from config.model import Settings
 from daemon import lifecycle
 from daemon.disposal import Disposal, Trash, dispose, send_to_trash
 from daemon.executor import Paths
-from daemon.ledger import JobLedger, JobRecord, JobStateError, JobStatus
+from daemon.ledger import JobLedger, JobRecord, JobStatus
 from daemon.names import input_key
 from daemon.queue import JobQueue
 

@@ -14,14 +14,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from config.errors import StrataError
+from config.errors import StartupError
 from config.model import Mode, Settings
-
-
-class StartupError(StrataError):
-    stage = "startup"
-    default_hint = "Fix the folders in your config file (`strata config show`), then start again."
-
 
 MACOS_PRIVACY_HINT = (
     "On macOS, grant access in System Settings › Privacy & Security › Files and Folders (or "

@@ -21,17 +21,20 @@ from config.errors import (
     InputError,
     InstallError,
     JobCancelledError,
+    JobNotFoundError,
+    JobStateError,
     ModelNotAvailableError,
     OutputError,
     PipelineError,
     QueueUnreachableError,
+    ServiceError,
     SettingsError,
+    StartupError,
     StrataError,
     UsageError,
 )
 from config.loader import load_settings
 from daemon import agents, cli, cmd_config, cmd_jobs, cmd_manage, cmd_service, health
-from daemon.agents import ServiceError
 from daemon.ledger import Ledger
 from pipeline.manifest import strata_version
 
@@ -242,6 +245,10 @@ ERROR_CODES = [
     (InstallError, ExitCode.INSTALL),
     (QueueUnreachableError, ExitCode.QUEUE_UNREACHABLE),
     (JobCancelledError, ExitCode.CANCELLED),
+    (JobNotFoundError, ExitCode.USAGE),
+    (JobStateError, ExitCode.FAILED),
+    (StartupError, ExitCode.FAILED),
+    (ServiceError, ExitCode.FAILED),
 ]
 
 
@@ -253,9 +260,17 @@ def test_every_error_class_carries_a_code_of_its_own() -> None:
     }
     assert defined == {error for error, _ in ERROR_CODES}  # none of config.errors left out
     assert all("exit_code" in vars(error) for error in defined)
-    # a pipeline failure is the plain job failure; SPEC: settings and paths are bad usage
-    codes = [code for error, code in ERROR_CODES if error not in (PipelineError, UsageError)]
+    # FAILED is the plain failure and USAGE (SPEC) a bad settings value, path or job id;
+    # every other code names one class, so a script can tell what to fix from it
+    codes = [code for _, code in ERROR_CODES if code not in (ExitCode.FAILED, ExitCode.USAGE)]
     assert len(set(codes)) == len(codes)
+
+
+def test_an_unknown_job_id_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["show", "0123abcd", "--config", str(config)]) == ExitCode.USAGE
+    assert "No job has the id '0123abcd'." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("error", "code"), ERROR_CODES)

@@ -15,13 +15,12 @@ from huey import MemoryHuey
 from redis_server import RedisServer, started
 from test_process import SEED_FIELDS
 
+from config.errors import JobNotFoundError, JobStateError
 from config.model import QueueSettings
 from daemon.ledger import (
     JobFailure,
     JobInputs,
     JobLedger,
-    JobNotFoundError,
-    JobStateError,
     JobStatus,
     Ledger,
 )
