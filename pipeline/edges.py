@@ -209,8 +209,13 @@ def soft_alpha(
     lowest = cv2.erode(labels, square, borderType=cv2.BORDER_REPLICATE)
     highest = cv2.dilate(labels, square, borderType=cv2.BORDER_REPLICATE)
     rim = np.flatnonzero(lowest != highest)
-    sums = _rim_sums(
-        image, labels, settled=lowest == highest, rim=rim, num_layers=num_layers, radius=radius
+    settled = lowest == highest
+    sums = _rim_sums(image, labels, settled=settled, rim=rim, num_layers=num_layers, radius=radius)
+    # A thin structure (a wire, a spoke) is rim all through: with no settled pixel of its
+    # own in reach, its colour is the mean of all its pixels there, rim included.
+    everything = np.ones_like(settled)
+    loose = _rim_sums(
+        image, labels, settled=everything, rim=rim, num_layers=num_layers, radius=radius
     )
     colours = np.take(image.reshape(-1, 3), rim, axis=0)
     rim_labels = np.take(labels, rim)
@@ -220,8 +225,8 @@ def soft_alpha(
         alpha = (labels >= k).astype(np.float32)
         on_rim = (rim_lowest < k) & (rim_highest >= k)
         layer_sums = sums[on_rim]
-        inside = layer_sums[:, k - 1 :].sum(axis=1)
-        outside = layer_sums[:, : k - 1].sum(axis=1)
+        inside = _side(layer_sums[:, k - 1 :], loose[on_rim, k - 1 :])
+        outside = _side(layer_sums[:, : k - 1], loose[on_rim, : k - 1])
         hard = (rim_labels[on_rim] >= k).astype(np.float32)
         alpha.reshape(-1)[rim[on_rim]] = _project(
             colours[on_rim], inside, outside, hard, contrast=contrast
@@ -231,6 +236,15 @@ def soft_alpha(
         alphas.append(alpha)
     alphas.reverse()
     return alphas
+
+
+def _side(settled: np.ndarray, loose: np.ndarray) -> np.ndarray:
+    """One side's colour and count sums per rim pixel, (n, 4), from its layers' sums over
+    settled pixels, or over all their pixels where no settled one is in reach."""
+    summed = settled.sum(axis=1)
+    fallback = loose.sum(axis=1)
+    result: np.ndarray = np.where(summed[:, 3:] > 0, summed, fallback)
+    return result
 
 
 def _rim_sums(
