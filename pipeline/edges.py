@@ -200,7 +200,9 @@ def soft_alpha(
     the line between the local inside and outside colours (means over ``radius`` of the
     pixels off the rim): ``a = <I - B, F - B> / |F - B|²``. Where the two sides barely
     differ in colour (``|F - B|`` below ``contrast``) the projection means little, so the
-    hard mask is kept in proportion.
+    hard mask is kept in proportion. A structure too thin to have pixels off the rim (a
+    wire, a spoke) takes its colour from all its pixels in reach, and its purest pixel
+    is full coverage (:func:`_relative_to_purest`).
 
     Returns ``alphas`` with ``alphas[k - 2]`` for layer ``k``, float32 (H, W) in [0, 1],
     and ``alphas[i] >= alphas[i + 1]`` everywhere.
@@ -225,12 +227,22 @@ def soft_alpha(
         alpha = (labels >= k).astype(np.float32)
         on_rim = (rim_lowest < k) & (rim_highest >= k)
         layer_sums = sums[on_rim]
+        thin = layer_sums[:, k - 1 :, 3].sum(axis=1) <= 0
         inside = _side(layer_sums[:, k - 1 :], loose[on_rim, k - 1 :])
         outside = _side(layer_sums[:, : k - 1], loose[on_rim, : k - 1])
         hard = (rim_labels[on_rim] >= k).astype(np.float32)
-        alpha.reshape(-1)[rim[on_rim]] = _project(
-            colours[on_rim], inside, outside, hard, contrast=contrast
-        )
+        projected, confidence = _project(colours[on_rim], inside, outside, contrast=contrast)
+        if thin.any():
+            projected = _relative_to_purest(
+                projected,
+                thin=thin,
+                own=hard > 0,
+                at=rim[on_rim],
+                shape=labels.shape,
+                radius=radius,
+            )
+        coverage = np.clip(projected, 0.0, 1.0)
+        alpha.reshape(-1)[rim[on_rim]] = confidence * coverage + (1.0 - confidence) * hard
         if alphas:
             np.maximum(alpha, alphas[-1], out=alpha)
         alphas.append(alpha)
@@ -244,6 +256,29 @@ def _side(settled: np.ndarray, loose: np.ndarray) -> np.ndarray:
     summed = settled.sum(axis=1)
     fallback = loose.sum(axis=1)
     result: np.ndarray = np.where(summed[:, 3:] > 0, summed, fallback)
+    return result
+
+
+def _relative_to_purest(
+    projected: np.ndarray,
+    *,
+    thin: np.ndarray,
+    own: np.ndarray,
+    at: np.ndarray,
+    shape: tuple[int, ...],
+    radius: int,
+) -> np.ndarray:
+    """A thin structure's colour is the mean of its pixels, all partly mixed with what
+    lies behind, so its purest pixels project beyond 1: each ``thin`` pixel's projection
+    is divided by the greatest among the structure's ``own`` pixels within ``radius``
+    (where that exceeds 1), so the purest pixel is full coverage and the rest scale with it.
+    ``at`` holds the pixels' flat indices in an image of ``shape``."""
+    scattered = np.zeros(shape, np.float32)
+    scattered.reshape(-1)[at[thin & own]] = projected[thin & own]
+    side = 2 * radius + 1
+    peaks = cv2.dilate(scattered, np.ones((side, side), np.uint8))
+    result = projected.copy()
+    result[thin] /= np.maximum(np.take(peaks, at[thin]), 1.0)
     return result
 
 
@@ -294,21 +329,21 @@ def _project(
     colours: np.ndarray,
     inside: np.ndarray,
     outside: np.ndarray,
-    hard: np.ndarray,
     *,
     contrast: float,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each rim pixel's colour projected between its outside and inside colours (0 at
+    the outside's, 1 at the inside's; unclipped) and how far to trust that: 0 where a side
+    has no pixel in reach, rising to 1 as the two colours differ by more than ``contrast``."""
     fg = inside[:, :3] / np.maximum(inside[:, 3:], 1e-6)
     bg = outside[:, :3] / np.maximum(outside[:, 3:], 1e-6)
     direction = fg - bg
     power = np.einsum("ij,ij->i", direction, direction)
     along = np.einsum("ij,ij->i", colours - bg, direction)
-    projected = np.clip(along / np.maximum(power, 1e-8), 0.0, 1.0)
+    projected = (along / np.maximum(power, 1e-8)).astype(np.float32)
     confidence = power / (power + contrast**2)
     both_sides = (inside[:, 3] > 0) & (outside[:, 3] > 0)
-    confidence = np.where(both_sides, confidence, 0.0)
-    result: np.ndarray = (confidence * projected + (1.0 - confidence) * hard).astype(np.float32)
-    return result
+    return projected, np.where(both_sides, confidence, 0.0).astype(np.float32)
 
 
 def _box_sum(values: np.ndarray, radius: int) -> np.ndarray:

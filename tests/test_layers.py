@@ -293,10 +293,11 @@ def _thin_bar(width: float) -> np.ndarray:
     return coverage.astype(np.float32)
 
 
-@pytest.mark.parametrize("width", [1.5, 2.0, 3.0])
+@pytest.mark.parametrize("width", [1.0, 1.5, 2.0, 3.0])
 def test_soft_alpha_recovers_the_anti_aliasing_of_a_thin_structure(width: float) -> None:
-    """A bar 1.5–3 px wide is rim all through (no pixel of it lies off its edge): its own
-    pixels give its colour, and each edge pixel's alpha is its coverage, not 0 or 1."""
+    """A bar 1–3 px wide is rim all through (no pixel of it lies off its edge): its own
+    pixels give its colour, its purest pixel full coverage, and each edge pixel's alpha is
+    its coverage, not 0 or 1 (nor the coverage over the bar's mean)."""
     coverage = _thin_bar(width)
     rng = np.random.default_rng(3)
     near, far = np.array([0.85, 0.2, 0.15]), np.array([0.2, 0.6, 0.3])
@@ -307,5 +308,5 @@ def test_soft_alpha_recovers_the_anti_aliasing_of_a_thin_structure(width: float)
     edge = (coverage > 0.02) & (coverage < 0.98)
     ours = float(np.abs(alpha - coverage)[edge].mean())
     hard = float(np.abs((labels == 2) - coverage)[edge].mean())
-    assert ours < 0.08, ours
-    assert hard > 3 * ours, (hard, ours)  # the hard mask, a wrong answer, scores badly
+    assert ours < 0.03, ours
+    assert hard > 5 * ours, (hard, ours)  # the hard mask, a wrong answer, scores badly
