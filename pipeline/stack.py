@@ -12,6 +12,7 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from pipeline.cuts import (
@@ -32,7 +33,9 @@ from pipeline.preview import fill_margins
 from pipeline.surfaces import (
     ANALYSIS_SIDE,
     OCCLUSION_STEP,
+    THIN_NATIVE_PIXELS,
     find_surfaces,
+    lift_thin,
     occlusion_order,
     occlusions,
     split_widest,
@@ -110,21 +113,28 @@ def segment_labels(
     nearness = depth.nearness
     ramps = ramp_mask(nearness)
     cuts = choose_cuts(nearness, num_layers=num_layers)
-    labels = surface_labels(nearness, cuts, num_layers=num_layers)
+    labels = surface_labels(
+        nearness, cuts, num_layers=num_layers, native_width=depth.native_size[0]
+    )
     labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels = drop_empty_layers(labels, num_layers=num_layers)
     return depth_ranges(nearness, labels), labels
 
 
-def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -> np.ndarray:
+def surface_labels(
+    nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int, native_width: int
+) -> np.ndarray:
     """The label map of whole surfaces grouped into ``num_layers`` layers (uint8, 1 =
     farthest), found on the analysis-size map and brought to ``nearness``'s size; ramp
     pixels take the layer of the nearest surface (:func:`assign_ramps` decides them
-    by colour)."""
+    by colour). ``native_width`` is the depth map's own width, before it was brought to
+    the canvas: structures a few of its pixels wide go with the body they hang from."""
     small = downscale(nearness, ANALYSIS_SIDE)
     surfaces = find_surfaces(small, label_layers(small, cuts), ignore=ramp_mask(small))
-    surfaces = split_widest(surfaces, small, count=num_layers)
+    native_pixel = max(1.0, small.shape[1] / max(1, native_width))  # in analysis pixels
+    surfaces, lifted = lift_thin(surfaces, small, thin=THIN_NATIVE_PIXELS * native_pixel)
+    surfaces = split_widest(surfaces, lifted, count=num_layers)
     steps = occlusions(surfaces)
     order = occlusion_order(surfaces, steps)
     layer_of = np.zeros(surfaces.count + 1, np.uint8)
@@ -135,7 +145,10 @@ def surface_labels(nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int) -
         occludes=[pair for pair, step in steps.items() if step > OCCLUSION_STEP],
         num_layers=min(num_layers, len(order)),
     )
-    labels = layer_of[upsample(surfaces, nearness)]
+    # the full-size map lifted as the analysis map was, so edges are judged alike
+    height, width = nearness.shape
+    lift = cv2.resize(lifted - small, (width, height), interpolation=cv2.INTER_NEAREST)
+    labels = layer_of[upsample(surfaces, nearness + lift)]
     if (labels == 0).any() and labels.any():
         labels = nearest_kept(labels, labels > 0)
     result: np.ndarray = np.maximum(labels, 1).astype(np.uint8)

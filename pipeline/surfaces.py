@@ -293,6 +293,101 @@ def split_widest(surfaces: Surfaces, nearness: np.ndarray, *, count: int) -> Sur
     return Surfaces(regions, _fit(terms, nearness, regions), _moments(values, regions))
 
 
+THIN_NATIVE_PIXELS = 4.0
+"""A structure this many of the depth map's own pixels wide or less (or of the analysis
+map's, where those are larger) is blurred with what lies behind it (:func:`lift_thin`)."""
+
+
+def lift_thin(
+    surfaces: Surfaces, nearness: np.ndarray, *, thin: float, tolerance: float = 0.05
+) -> tuple[Surfaces, np.ndarray]:
+    """Structures too thin for the depth map join the body they hang from; returns the
+    surfaces (joined and refitted) and ``nearness`` with each joined piece lifted to its
+    body's mean.
+
+    A depth map blurs anything a few of its own pixels wide with what lies behind, so a
+    wheel's rim and spokes, or a stick on a post, read far behind the hub or post they
+    hang from, at the depth of whatever else stands there, and would be grouped with that.
+    A connected piece of a region is thin when it is at most ``thin`` pixels wide (twice
+    its inscribed radius) and so is every piece of its region (a broad surface's pieces,
+    such as the wall seen between spokes, lie on it); one that a broad surface around it
+    predicts within ``tolerance`` lies on that surface. Any other thin piece is a thing in
+    front: it joins the nearest-reading piece its ridge climbs to (:func:`_climb`), and
+    that piece the one its own ridge climbs to, up to a piece that climbs no further."""
+    regions = surfaces.regions
+    pieces = _connected(regions, min_pixels=1)
+    count = int(pieces.max())
+    region_of = np.zeros(count + 1, np.int64)
+    region_of[pieces.ravel()] = regions.ravel()
+    values = nearness.astype(np.float32)
+    moments = _moments(values, pieces)
+    means = moments[:, 1] / np.maximum(moments[:, 0], 1.0)
+    thin_piece = _piece_widths(pieces, count) <= thin
+    broad = np.zeros(surfaces.count + 1, bool)
+    np.logical_or.at(broad, region_of, ~thin_piece)
+    thin_piece &= ~broad[region_of]
+    thin_piece[0] = False
+    terms = design(regions.shape)
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * math.ceil(thin) + 1,) * 2)
+    passable = (pieces == 0) | thin_piece[pieces]
+    host = np.arange(count + 1)
+    for piece in np.flatnonzero(thin_piece):
+        own = pieces == piece
+        around = np.unique(region_of[pieces[cv2.dilate(own.view(np.uint8), reach) > 0]])
+        explained = [
+            float(np.abs(terms[own] @ surfaces.models[r] - values[own]).mean())
+            for r in around
+            if r > 0 and broad[r]
+        ]
+        if explained and min(explained) <= tolerance:
+            continue
+        host[piece] = _climb(pieces, own, values, means, passable, tolerance=tolerance)
+    root = _roots(host)
+    joined = root[pieces] != pieces
+    lifted = np.where(joined, means[root[pieces]], values).astype(np.float32)
+    merged = _compact(np.where(pieces > 0, region_of[root[pieces]], 0))
+    return Surfaces(merged, _fit(terms, lifted, merged), _moments(lifted, merged)), lifted
+
+
+def _piece_widths(pieces: np.ndarray, count: int) -> np.ndarray:
+    """Each piece's width: twice the largest distance from any of its pixels to a pixel
+    of another piece (or of none, or the frame's edge), in pixels; index 0 unused."""
+    padded = np.pad(pieces, 1, constant_values=-1)
+    height, width = pieces.shape
+    inner = np.ones(pieces.shape, np.uint8)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        inner[padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] != pieces] = 0
+    # a pixel next to another piece is half a pixel from the boundary
+    distance = cv2.distanceTransform(inner, cv2.DIST_L2, 3) + 0.5
+    widest = ndimage.maximum(distance, pieces, index=np.arange(count + 1))
+    return 2.0 * np.asarray(widest)
+
+
+def _climb(
+    pieces: np.ndarray,
+    own: np.ndarray,
+    values: np.ndarray,
+    means: np.ndarray,
+    passable: np.ndarray,
+    *,
+    tolerance: float,
+) -> int:
+    """The piece a thin piece hangs from: of the pieces reached by flooding from ``own``
+    through ``passable`` pixels (ramps and thin pieces) that read no farther than its mean
+    less ``tolerance``, the nearest-reading one, if it reads nearer than the piece."""
+    piece = int(pieces[own][0])
+    ridge = (passable & (values >= means[piece] - tolerance)).view(np.uint8)
+    _, flooded = cv2.connectedComponents(ridge, connectivity=8)
+    starts = np.unique(flooded[own & (ridge > 0)])
+    along = np.isin(flooded, starts[starts > 0]).view(np.uint8)
+    touched = np.unique(pieces[cv2.dilate(along, np.ones((3, 3), np.uint8)) > 0])
+    touched = touched[(touched > 0) & (touched != piece)]
+    if touched.size == 0:
+        return piece
+    nearest = int(touched[np.argmax(means[touched])])
+    return nearest if means[nearest] > means[piece] else piece
+
+
 OCCLUSION_STEP = 0.04
 """Where two surfaces meet with less of a step in nearness than this, one stands on or
 meets the other (an object's foot on a floor, a wall on it): no occlusion a layer order

@@ -9,7 +9,13 @@ import pytest
 
 from pipeline.cuts import choose_cuts, group_surfaces, label_layers, regroup_surfaces
 from pipeline.edges import ramp_mask
-from pipeline.surfaces import Surfaces, find_surfaces, occlusion_order, split_widest
+from pipeline.surfaces import (
+    Surfaces,
+    find_surfaces,
+    lift_thin,
+    occlusion_order,
+    split_widest,
+)
 
 HEIGHT, WIDTH = 120, 160
 
@@ -182,3 +188,55 @@ def test_inputs_of_different_shapes_are_refused(shape: tuple[int, int]) -> None:
             np.ones(shape, np.uint8),
             ignore=np.zeros((10, 10), bool),
         )
+
+
+def attenuated_wheel() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A wall at 0.3 and, as a coarse depth map blurs them, a wheel whose hub reads 0.9
+    while its 3 px rim reads only 0.6 (the blur mixed it with the wall), and a broad post
+    that really stands near it, at 0.5."""
+    nearness = np.full((HEIGHT, WIDTH), 0.3, np.float32)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    radius = np.hypot(yy - 60, xx - 110)
+    parts = {
+        "rim": np.abs(radius - 30) <= 1.5,
+        "hub": radius <= 5,
+        "post": (np.abs(xx - 30) <= 10) & (yy > 20) & (yy < 100),
+    }
+    nearness[parts["rim"]] = 0.6
+    nearness[parts["hub"]] = 0.9
+    nearness[parts["post"]] = 0.5
+    # the spokes' ridge, the hub's reading falling off towards the rim
+    spoke = (np.abs(yy - 60) <= 1) & (radius < 30) & ~parts["hub"]
+    nearness[spoke] = 0.9 - 0.3 * (radius[spoke] - 5) / 25
+    return nearness, parts
+
+
+def test_a_thin_rim_the_blur_left_at_a_post_s_depth_joins_its_hub() -> None:
+    nearness, parts = attenuated_wheel()
+    found = surfaces_of(nearness, 3)
+    before_rim, _ = main_region(found, parts["rim"])
+    hub_before, _ = main_region(found, parts["hub"])
+    assert before_rim != hub_before  # depth alone keeps the rim apart
+    lifted_surfaces, lifted = lift_thin(found, nearness, thin=4.0)
+    rim, rim_share = main_region(lifted_surfaces, parts["rim"])
+    hub, _ = main_region(lifted_surfaces, parts["hub"])
+    post, _ = main_region(lifted_surfaces, parts["post"])
+    assert rim == hub
+    assert rim_share > 0.9
+    assert post != hub
+    assert np.median(lifted[parts["rim"]]) > 0.8  # grouped by the hub's depth now
+    assert np.allclose(lifted[parts["post"]], nearness[parts["post"]])
+
+
+def test_the_wall_seen_through_a_thin_gap_is_not_lifted() -> None:
+    nearness = np.full((HEIGHT, WIDTH), 0.3, np.float32)
+    nearness[30:90, 40:120] = 0.8
+    gap = np.zeros((HEIGHT, WIDTH), bool)
+    gap[30:90, 79:82] = True  # 3 px of wall between two halves of a box
+    nearness[gap] = 0.3
+    found = surfaces_of(nearness, 2)
+    lifted_surfaces, lifted = lift_thin(found, nearness, thin=4.0)
+    assert np.allclose(lifted, nearness)
+    wall, _ = main_region(lifted_surfaces, nearness < 0.5)
+    box, _ = main_region(lifted_surfaces, nearness > 0.5)
+    assert wall != box
