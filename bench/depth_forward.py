@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.harness import peak_rss_bytes
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "depth-anything-v2-small-random"
 BUDGET = 1.3
@@ -147,8 +148,7 @@ def timed_pairs(
 
 
 def peak_rss_mb() -> float:
-    scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # ru_maxrss: KiB (Linux), B (mac)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+    return peak_rss_bytes() / 1e6
 
 
 def test_image(width: int, height: int) -> np.ndarray:

@@ -84,6 +84,24 @@ def write_json(path: Path, data: object) -> None:
 # --- the machine -----------------------------------------------------------------------------
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set so far, in bytes.
+
+    Linux's ``VmHWM`` is this process's own: ``ru_maxrss`` also keeps the high-water mark
+    of the process it was spawned from (``vfork`` + ``exec`` carries it over), so a child
+    started by a large parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # not on Windows; macOS reports ru_maxrss in bytes
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():

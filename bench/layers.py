@@ -29,7 +29,6 @@ import argparse
 import importlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.harness import fmt_spread, render_table, spread
+from bench.harness import fmt_spread, peak_rss_bytes, render_table, spread
 from bench.scenes import make_scene
 from pipeline.io import save_gray16_png, to_uint8
 
@@ -194,7 +193,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _peak_rss_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
+    return round(peak_rss_bytes() / 1024**3, 3)
 
 
 def _export_figures(runs: list[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:

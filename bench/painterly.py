@@ -41,8 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -52,6 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.harness import peak_rss_bytes
 from bench.scenes import make_scene
 
 ROOT = Path(__file__).resolve().parent
@@ -217,9 +216,8 @@ def ensure_components(root: Path = CACHE, *, rebuild: bool = False) -> float:
 
 
 def peak_rss_gb() -> float:
-    """This process's peak resident set so far (Linux: ru_maxrss in KiB)."""
-    scale = 1 if platform.system() == "Darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9
+    """This process's peak resident set so far."""
+    return peak_rss_bytes() / 1e9
 
 
 def bench_photo(size: int = CANVAS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

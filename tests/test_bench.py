@@ -6,6 +6,8 @@ Nothing here runs a suite: ``python -m bench --smoke`` (CI) does that end to end
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from bench.harness import (
     environment,
     fmt_spread,
     markdown_table,
+    peak_rss_bytes,
     render_table,
     spread,
     write_json,
@@ -86,6 +89,19 @@ def test_spread_is_median_min_max() -> None:
     assert fmt_spread(spread([0.5]), " s") == "0.5 s"
     with pytest.raises(ValueError, match="no values"):
         spread([])
+
+
+def test_a_child_s_peak_rss_is_its_own_not_its_large_parent_s() -> None:
+    """A suite's cases run in children of a process that has built big photos."""
+    ballast = np.ones(400 * 1024**2, np.uint8)  # 400 MiB resident in this process
+    child = subprocess.run(
+        [sys.executable, "-c", "from bench.harness import peak_rss_bytes; print(peak_rss_bytes())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert peak_rss_bytes() >= ballast.nbytes
+    assert int(child.stdout) < 200 * 1024**2
 
 
 def test_text_table_aligns_columns() -> None:
