@@ -311,7 +311,8 @@ def lift_thin(
     A connected piece of a region is thin when it is at most ``thin`` pixels wide (twice
     its inscribed radius) and so is every piece of its region (a broad surface's pieces,
     such as the wall seen between spokes, lie on it); one that a broad surface around it
-    predicts within ``tolerance`` lies on that surface. Any other thin piece is a thing in
+    predicts within ``tolerance`` lies on that surface (a floor's strip that the blur round
+    an object raised a little) and joins it as it reads. Any other thin piece is a thing in
     front: it joins the nearest-reading piece its ridge climbs to (:func:`_climb`), and
     that piece the one its own ridge climbs to, up to a piece that climbs no further."""
     regions = surfaces.regions
@@ -331,21 +332,24 @@ def lift_thin(
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * math.ceil(thin) + 1,) * 2)
     passable = (pieces == 0) | thin_piece[pieces]
     host = np.arange(count + 1)
+    lies_on = region_of.copy()
     for piece in np.flatnonzero(thin_piece):
         own = pieces == piece
         around = np.unique(region_of[pieces[cv2.dilate(own.view(np.uint8), reach) > 0]])
-        explained = [
-            float(np.abs(terms[own] @ surfaces.models[r] - values[own]).mean())
+        errors = {
+            int(r): float(np.abs(terms[own] @ surfaces.models[r] - values[own]).mean())
             for r in around
             if r > 0 and broad[r]
-        ]
-        if explained and min(explained) <= tolerance:
-            continue
-        host[piece] = _climb(pieces, own, values, means, passable, tolerance=tolerance)
+        }
+        best = min(errors, key=errors.__getitem__, default=0)
+        if best and errors[best] <= tolerance:
+            lies_on[piece] = best
+        else:
+            host[piece] = _climb(pieces, own, values, means, passable, tolerance=tolerance)
     root = _roots(host)
     joined = root[pieces] != pieces
     lifted = np.where(joined, means[root[pieces]], values).astype(np.float32)
-    merged = _compact(np.where(pieces > 0, region_of[root[pieces]], 0))
+    merged = _compact(np.where(pieces > 0, lies_on[root[pieces]], 0))
     return Surfaces(merged, _fit(terms, lifted, merged), _moments(lifted, merged)), lifted
 
 

@@ -240,3 +240,21 @@ def test_the_wall_seen_through_a_thin_gap_is_not_lifted() -> None:
     wall, _ = main_region(lifted_surfaces, nearness < 0.5)
     box, _ = main_region(lifted_surfaces, nearness > 0.5)
     assert wall != box
+
+
+def test_a_thin_strip_the_floor_s_plane_predicts_joins_the_floor_as_it_reads() -> None:
+    """The blur round an object raises a strip of floor beside it a little: depth alone
+    makes it a surface of its own, to be grouped with whatever else reads so near."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    nearness = (0.2 + 0.6 * yy / HEIGHT).astype(np.float32)
+    box = (np.abs(xx - 60) <= 15) & (yy > 30) & (yy < 90)
+    nearness[box] = 0.95
+    strip = (xx > 75) & (xx <= 78) & (yy > 40) & (yy < 90)
+    nearness[strip] += 0.03
+    found = surfaces_of(nearness, 3)
+    floor, _ = main_region(found, ~box & ~strip)
+    assert main_region(found, strip)[0] != floor
+    joined, lifted = lift_thin(found, nearness, thin=4.0)
+    assert main_region(joined, strip) == (main_region(joined, ~box & ~strip)[0], 1.0)
+    assert main_region(joined, box)[0] != main_region(joined, strip)[0]
+    assert np.array_equal(lifted, nearness)
