@@ -310,11 +310,12 @@ def lift_thin(
     hang from, at the depth of whatever else stands there, and would be grouped with that.
     A connected piece of a region is thin when it is at most ``thin`` pixels wide (twice
     its inscribed radius) and so is every piece of its region (a broad surface's pieces,
-    such as the wall seen between spokes, lie on it); one that a broad surface around it
-    predicts within ``tolerance`` lies on that surface (a floor's strip that the blur round
-    an object raised a little) and joins it as it reads. Any other thin piece is a thing in
-    front: it joins the nearest-reading piece its ridge climbs to (:func:`_climb`), and
-    that piece the one its own ridge climbs to, up to a piece that climbs no further."""
+    such as the wall seen between spokes, lie on it); one that the surface of a broad
+    piece around it predicts within ``tolerance`` lies on that surface (a strip of floor
+    the blur round an object raised a little) and joins it as it reads. Any other thin
+    piece is a thing in front: it joins the nearest-reading piece its ridge climbs to
+    (:func:`_climb`), and that piece the one its own ridge climbs to, up to a piece that
+    climbs no further."""
     regions = surfaces.regions
     pieces = _connected(regions, min_pixels=1)
     count = int(pieces.max())
@@ -323,10 +324,11 @@ def lift_thin(
     values = nearness.astype(np.float32)
     moments = _moments(values, pieces)
     means = moments[:, 1] / np.maximum(moments[:, 0], 1.0)
-    thin_piece = _piece_widths(pieces, count) <= thin
+    wide = _piece_widths(pieces, count) > thin
+    wide[0] = False
     broad = np.zeros(surfaces.count + 1, bool)
-    np.logical_or.at(broad, region_of, ~thin_piece)
-    thin_piece &= ~broad[region_of]
+    np.logical_or.at(broad, region_of, wide)
+    thin_piece = ~wide & ~broad[region_of]
     thin_piece[0] = False
     terms = design(regions.shape)
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * math.ceil(thin) + 1,) * 2)
@@ -335,11 +337,10 @@ def lift_thin(
     lies_on = region_of.copy()
     for piece in np.flatnonzero(thin_piece):
         own = pieces == piece
-        around = np.unique(region_of[pieces[cv2.dilate(own.view(np.uint8), reach) > 0]])
+        around = np.unique(pieces[cv2.dilate(own.view(np.uint8), reach) > 0])
         errors = {
             int(r): float(np.abs(terms[own] @ surfaces.models[r] - values[own]).mean())
-            for r in around
-            if r > 0 and broad[r]
+            for r in np.unique(region_of[around[wide[around]]])
         }
         best = min(errors, key=errors.__getitem__, default=0)
         if best and errors[best] <= tolerance:

@@ -84,7 +84,7 @@ def test_min_per_layer_iou_at_least_098_with_exact_depth(
         "floor",
         "wall",
         "camouflage",
-        why="issue 11: floor 0.74 (objects' feet bleed into the floor), wall 0.29 (of the "
+        why="issue 11: floor 0.82 (objects' feet bleed into the floor), wall 0.29 (of the "
         "wheel's rim and spokes only the parts near the hub join it; the rest of the rim "
         "stays with the wall), camouflage 0.807",
     ),
