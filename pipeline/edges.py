@@ -30,6 +30,10 @@ from pipeline.io import to_uint8
 
 PURE = 0.999
 """A reduced pixel counts as pure layer-k colour when this share of it is layer k."""
+UNEXPLAINED = 8.0
+"""A colour this far from a layer's local colour model (squared distance over the local
+colour variance, :class:`ColourModel`) is not that layer's: the three channels' spread
+about the mean reaches so far with odds under 1 in 10⁴."""
 PIXEL_CHUNK = 1 << 18
 """Ramp pixels scored per batch."""
 
@@ -87,7 +91,11 @@ def assign_ramps(
     A threshold through a blurred depth edge lands somewhere in the ramp, and a middle
     threshold even leaves a ring of a middle layer around a near object. Instead, ramp
     pixels take one of the layers found on flat ground within ``reach`` pixels: the one
-    whose local mean colour, scaled by its local colour spread, is closest.
+    whose local mean colour, scaled by its local colour spread, is closest. A pixel that
+    ``labels`` puts on a nearer layer goes to a farther one only where that layer's
+    colour explains it (within :data:`UNEXPLAINED`): a rim or a spoke the depth map blurred
+    into a ramp, unlike the wall behind it in colour, stays with its wheel even where only
+    the wall has flat ground in reach.
     """
     if reach <= 0 or not ramps.any():
         return labels
@@ -117,29 +125,22 @@ def assign_ramps(
     candidates = [(k, model) for k, model in enumerate(models, start=1) if model is not None]
     if not candidates:
         return labels
-    # Per cell in use: how many layers have a say there. With one, its ramp pixels take
-    # it (no colour to compare); with none they keep their label; with several the
-    # colours are compared pixel by pixel.
-    say = np.stack([model.has_say for _, model in candidates])
-    voices = say.sum(axis=0)
-    layer_numbers = np.array([k for k, _ in candidates], dtype=np.uint8)
-    sole = np.zeros(small_power.size, dtype=np.uint8)  # 0: no sole voice
-    sole[used] = np.where(voices == 1, layer_numbers[np.argmax(say, axis=0)], 0)
-    contested = np.zeros(small_power.size, dtype=np.uint8)
-    contested[used] = voices > 1
-    grid = small_power.shape
-    sole_at_pixel = block_expand(sole.reshape(grid), factor, labels.shape)
-    contested_at_pixel = block_expand(contested.reshape(grid), factor, labels.shape) > 0
+    # Ramp pixels in a cell where no layer has a say keep their label.
+    heard = np.zeros(small_power.size, dtype=np.uint8)
+    heard[used] = np.any([model.has_say for _, model in candidates], axis=0)
+    heard_at_pixel = block_expand(heard.reshape(small_power.shape), factor, labels.shape) > 0
     result = labels.copy()
-    np.copyto(result, sole_at_pixel, where=ramps & (sole_at_pixel != 0))
-    compared = np.flatnonzero(ramps & contested_at_pixel)
+    compared = np.flatnonzero(ramps & heard_at_pixel)
     position = np.zeros(small_power.size, dtype=np.intp)
     position[used] = np.arange(used.size)
 
     def closest(part: np.ndarray) -> np.ndarray:
         colours = np.take(image.reshape(-1, 3), part, axis=0)
         cells = position[_cells(part, shape=labels.shape, factor=factor)]
-        return _closest_layer(colours, cells, candidates)
+        chosen, distance = _closest_layer(colours, cells, candidates)
+        given = np.take(labels, part)
+        unexplained = (chosen < given) & (distance > UNEXPLAINED)
+        return np.where(unexplained, given, chosen)
 
     batches = [compared[i : i + PIXEL_CHUNK] for i in range(0, compared.size, PIXEL_CHUNK)]
     for part, chosen in zip(batches, map_parallel(closest, batches), strict=True):
@@ -151,10 +152,10 @@ def _closest_layer(
     colours: np.ndarray,
     cells: np.ndarray,
     candidates: list[tuple[int, ColourModel]],
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel (its colour and cell), the candidate layer with a say whose colour
-    model is closest: ``|c - mean|² / (variance + spread)``; the first of equals. uint8
-    layer numbers (0 where none has a say)."""
+    model is closest, ``|c - mean|² / (variance + spread)``, the first of equals, and
+    that distance: uint8 layer numbers (0 where none has a say) and float32."""
     best = np.full(colours.shape[0], np.inf, dtype=np.float32)
     chosen = np.zeros(colours.shape[0], dtype=np.uint8)
     distance = np.empty(colours.shape[0], dtype=np.float32)
@@ -165,7 +166,7 @@ def _closest_layer(
         better = (distance < best) & np.take(model.has_say, cells)
         np.copyto(best, distance, where=better)
         chosen[better] = k
-    return chosen
+    return chosen, best
 
 
 def _cells(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarray:
