@@ -113,10 +113,15 @@ def segment_labels(
     nearness = depth.nearness
     ramps = ramp_mask(nearness)
     cuts = choose_cuts(nearness, num_layers=num_layers)
-    labels = surface_labels(
+    labels, lifted = surface_labels(
         nearness, cuts, num_layers=num_layers, native_width=depth.native_size[0]
     )
-    labels = assign_ramps(image, labels, ramps, num_layers=num_layers, reach=ramp_reach(ramps))
+    # a thin structure joined to its body reads the body's depth now, but its blurred
+    # pixels hold the wall seen around it too: colour places them, as on a ramp
+    uncertain = ramps | lifted
+    labels = assign_ramps(
+        image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
+    )
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels = drop_empty_layers(labels, num_layers=num_layers)
     return depth_ranges(nearness, labels), labels
@@ -124,12 +129,13 @@ def segment_labels(
 
 def surface_labels(
     nearness: np.ndarray, cuts: np.ndarray, *, num_layers: int, native_width: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The label map of whole surfaces grouped into ``num_layers`` layers (uint8, 1 =
     farthest), found on the analysis-size map and brought to ``nearness``'s size; ramp
     pixels take the layer of the nearest surface (:func:`assign_ramps` decides them
     by colour). ``native_width`` is the depth map's own width, before it was brought to
-    the canvas: structures a few of its pixels wide go with the body they hang from."""
+    the canvas: structures a few of its pixels wide go with the body they hang from
+    (:func:`pipeline.surfaces.lift_thin`); the second array marks their pixels."""
     small = downscale(nearness, ANALYSIS_SIDE)
     surfaces = find_surfaces(small, label_layers(small, cuts), ignore=ramp_mask(small))
     native_pixel = max(1.0, small.shape[1] / max(1, native_width))  # in analysis pixels
@@ -152,7 +158,7 @@ def surface_labels(
     if (labels == 0).any() and labels.any():
         labels = nearest_kept(labels, labels > 0)
     result: np.ndarray = np.maximum(labels, 1).astype(np.uint8)
-    return result
+    return result, lift != 0
 
 
 def depth_ranges(nearness: np.ndarray, labels: np.ndarray) -> list[tuple[float, float]]:
