@@ -119,12 +119,32 @@ def segment_labels(
     # a thin structure joined to its body reads the body's depth now, but its blurred
     # pixels hold the wall seen around it too: colour places them, as on a ramp
     uncertain = ramps | lifted
+    depth_pixel = nearness.shape[1] / max(1, depth.native_size[0])  # in canvas pixels
+    if depth_pixel > UPSAMPLED:
+        uncertain |= meeting_edges(labels, uncertain, radius=round(depth_pixel))
     labels = assign_ramps(
         image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
     )
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels = drop_empty_layers(labels, num_layers=num_layers)
     return depth_ranges(nearness, labels), labels
+
+
+UPSAMPLED = 1.5
+"""A depth map this many canvas pixels to one of its own, or more, was brought up to the
+canvas: it cannot place an edge closer than its own pixel (:func:`meeting_edges`)."""
+
+
+def meeting_edges(labels: np.ndarray, uncertain: np.ndarray, *, radius: int) -> np.ndarray:
+    """The pixels within ``radius`` of a boundary between layers that no ``uncertain``
+    pixel is near: where two surfaces meet without a step (an object's foot on a floor)
+    an upsampled depth map shows no ramp, yet places the boundary only to within its own
+    pixel, ``radius`` canvas pixels. Colour places it there, as on a ramp."""
+    square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    boundary = cv2.erode(labels, square) != cv2.dilate(labels, square)
+    near_uncertain = cv2.dilate(uncertain.view(np.uint8), square) > 0
+    result: np.ndarray = boundary & ~near_uncertain
+    return result
 
 
 def surface_labels(

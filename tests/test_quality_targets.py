@@ -84,7 +84,8 @@ def test_min_per_layer_iou_at_least_098_with_exact_depth(
         "floor",
         "wall",
         "camouflage",
-        why="issue 11: floor 0.82 (objects' feet bleed into the floor), wall 0.66 (the "
+        why="issue 11: floor 0.875 (a 3 px stick stays on the floor; another object's "
+        "wire, blurred, joins this one's layer), wall 0.66 (the "
         "wheel: stretches of its rim still go to the wall, and patches of wall beside it "
         "that the blur brought to its depth go to it), camouflage 0.807 (colour cannot "
         "place the bled edge)",
