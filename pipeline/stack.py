@@ -120,8 +120,7 @@ def segment_labels(
     # pixels hold the wall seen around it too: colour places them, as on a ramp
     uncertain = ramps | lifted
     depth_pixel = nearness.shape[1] / max(1, depth.native_size[0])  # in canvas pixels
-    if depth_pixel > UPSAMPLED:
-        uncertain |= meeting_edges(labels, uncertain, radius=round(depth_pixel))
+    uncertain |= meeting_edges(labels, nearness, uncertain, radius=max(1, round(depth_pixel)))
     labels = assign_ramps(
         image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
     )
@@ -130,20 +129,21 @@ def segment_labels(
     return depth_ranges(nearness, labels), labels
 
 
-UPSAMPLED = 1.5
-"""A depth map this many canvas pixels to one of its own, or more, was brought up to the
-canvas: it cannot place an edge closer than its own pixel (:func:`meeting_edges`)."""
-
-
-def meeting_edges(labels: np.ndarray, uncertain: np.ndarray, *, radius: int) -> np.ndarray:
-    """The pixels within ``radius`` of a boundary between layers that no ``uncertain``
-    pixel is near: where two surfaces meet without a step (an object's foot on a floor)
-    an upsampled depth map shows no ramp, yet places the boundary only to within its own
-    pixel, ``radius`` canvas pixels. Colour places it there, as on a ramp."""
+def meeting_edges(
+    labels: np.ndarray, nearness: np.ndarray, ramps: np.ndarray, *, radius: int
+) -> np.ndarray:
+    """The pixels within ``radius`` of a boundary between layers where the depth shows no
+    step: less than :data:`~pipeline.surfaces.OCCLUSION_STEP` across it, or, in a map
+    brought up from a coarser one (``radius`` > 1), no ramp near it. There two surfaces
+    meet (an object's foot on a floor), the depth cannot say where one ends, and colour
+    places the boundary, as on a ramp. ``radius`` is one of the depth map's own pixels on
+    the canvas (at least 1): a map brought up from a coarser one is that far off at best."""
     square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     boundary = cv2.erode(labels, square) != cv2.dilate(labels, square)
-    near_uncertain = cv2.dilate(uncertain.view(np.uint8), square) > 0
-    result: np.ndarray = boundary & ~near_uncertain
+    no_step = cv2.dilate(nearness, square) - cv2.erode(nearness, square) < OCCLUSION_STEP
+    if radius > 1:
+        no_step |= cv2.dilate(ramps.view(np.uint8), square) == 0
+    result: np.ndarray = boundary & no_step
     return result
 
 

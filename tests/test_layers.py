@@ -128,30 +128,34 @@ def test_a_blurred_wheel_s_layer_gives_back_the_wall_the_blur_lifted_with_it(see
     assert (layer & ~wheel).sum() <= 0.35 * wheel.sum()
 
 
-def test_a_box_s_foot_on_the_floor_is_placed_by_colour_not_by_the_coarse_depth() -> None:
-    """A box stands on a floor: at its foot the two meet with no step, so a quarter-size
-    depth map shows no ramp there, and this one puts the box's face 4 px lower than the
-    photo does (a model's edges are that far off). The photo's edge decides."""
+@pytest.mark.parametrize("coarse", [False, True])
+def test_a_box_s_foot_on_the_floor_is_placed_by_colour(coarse: bool) -> None:
+    """A box stands on a floor: at its foot the two meet with no depth step, so depth
+    cannot say where one ends (the box's plane predicts the floor beside its foot as well
+    as the floor's does). A quarter-size map shows no ramp there either, and this one puts
+    the box's face 4 px lower than the photo does, as a model's edges are off. The
+    photo's edge decides."""
     height, width = 120, 160
     yy, xx = np.mgrid[0:height, 0:width]
     rng = np.random.default_rng(3)
     box = (xx >= 60) & (xx < 100) & (yy >= 40) & (yy < 80)
     image = np.array([0.55, 0.55, 0.5], np.float32) + rng.normal(0, 0.03, (height, width, 3))
-    image[box] = np.array([0.8, 0.2, 0.15], np.float32) + rng.normal(0, 0.03, (int(box.sum()), 3))
-    floor = (0.2 + 0.6 * yy / height).astype(np.float32)
+    image[box] = np.array([0.8, 0.2, 0.15], np.float32) + rng.normal(0, 0.03, (box.sum(), 3))
+    floor = (0.2 + (0.6 if coarse else 0.3) * yy / height).astype(np.float32)
     seen = floor.copy()
-    seen[(xx >= 60) & (xx < 100) & (yy >= 40) & (yy < 84)] = floor[83, 0]
-    native = cv2.resize(seen, (40, 30), interpolation=cv2.INTER_AREA)
+    face = (xx >= 60) & (xx < 100) & (yy >= 40) & (yy < (84 if coarse else 80))
+    seen[face] = floor[83 if coarse else 79, 0]
+    native = cv2.resize(seen, (40, 30), interpolation=cv2.INTER_AREA) if coarse else seen
     depth = DepthEstimate(
         nearness=cv2.resize(native, (width, height), interpolation=cv2.INTER_LINEAR),
-        native_size=(40, 30),
+        native_size=(native.shape[1], native.shape[0]),
         source="file",
         model=None,
     )
     _, labels = segment_labels(np.clip(image, 0, 1).astype(np.float32), depth, num_layers=2)
     layer = labels == np.bincount(labels[box].ravel()).argmax()
-    assert (layer & ~box).sum() <= 0.01 * box.sum()
-    assert (box & ~layer).sum() <= 0.01 * box.sum()
+    assert (layer & ~box).sum() <= 0.005 * box.sum()
+    assert (box & ~layer).sum() <= 0.005 * box.sum()
 
 
 def fill_hidden_fill(image: np.ndarray, known: np.ndarray, region: np.ndarray | None) -> np.ndarray:
