@@ -25,6 +25,10 @@ for lens distortion and model bias) per region, in two stages:
 
 Ramps (where the depth map blurs across an object's edge) belong to no surface; they are
 left to :func:`pipeline.edges.assign_ramps`.
+
+:func:`lift_thin`, after :func:`find_surfaces`, joins structures too thin for the depth
+map itself (a few of its own pixels: a wheel's rim and spokes, which it reads far behind
+their hub) to the body they hang from, and gives their pixels the body's reading.
 """
 
 from __future__ import annotations
