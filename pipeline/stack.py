@@ -119,8 +119,8 @@ def segment_labels(
     # a thin structure joined to its body reads the body's depth now, but its blurred
     # pixels hold the wall seen around it too: colour places them, as on a ramp
     uncertain = ramps | lifted
-    depth_pixel = nearness.shape[1] / max(1, depth.native_size[0])  # in canvas pixels
-    uncertain |= meeting_edges(labels, nearness, uncertain, radius=max(1, round(depth_pixel)))
+    radius = label_uncertainty(depth, canvas_width=nearness.shape[1])
+    uncertain |= meeting_edges(labels, nearness, uncertain, radius=radius)
     labels = assign_ramps(
         image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
     )
@@ -136,8 +136,8 @@ def meeting_edges(
     step: less than :data:`~pipeline.surfaces.OCCLUSION_STEP` across it, or, in a map
     brought up from a coarser one (``radius`` > 1), no ramp near it. There two surfaces
     meet (an object's foot on a floor), the depth cannot say where one ends, and colour
-    places the boundary, as on a ramp. ``radius`` is one of the depth map's own pixels on
-    the canvas (at least 1): a map brought up from a coarser one is that far off at best."""
+    places the boundary, as on a ramp. ``radius`` is how far the labels may be wrong
+    (:func:`label_uncertainty`)."""
     square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     boundary = cv2.erode(labels, square) != cv2.dilate(labels, square)
     no_step = cv2.dilate(nearness, square) - cv2.erode(nearness, square) < OCCLUSION_STEP
