@@ -8,8 +8,9 @@ in the ramp. Two steps put the boundary where the photo has it:
    whose local colour it matches best. Statistics come from flat, pure pixels of each
    layer, so an object's colour never contaminates its neighbour's.
 2. :func:`soft_alpha`: on the one-pixel rim each side of a boundary, each pixel's colour
-   is projected between the local inside and outside colours, which recovers the
-   anti-aliasing as fractional alpha; elsewhere alpha is exactly 0 or 1.
+   is projected between the inside and outside colours that the two sides' nearby pixels
+   predict for it, which recovers the anti-aliasing as fractional alpha; elsewhere alpha
+   is exactly 0 or 1.
 
 Local statistics are box sums read only where they are needed (ramp or rim pixels), and
 the wide ones are made on a reduced grid and read at each pixel's cell, so the cost stays
@@ -36,6 +37,11 @@ colour variance, :class:`ColourModel`) is not that layer's: the three channels' 
 about the mean reaches so far with odds under 1 in 10⁴."""
 PIXEL_CHUNK = 1 << 18
 """Ramp pixels scored per batch."""
+RIDGE = 0.2
+"""How strongly a side's colour plane is held flat (px², per pixel of the side): a side
+seen along a single line predicts little more than its mean, not an extrapolated slope."""
+UNMIXED = 0.08
+"""Coverage within this of 0 or 1 is texture the colour planes left over, not a mix."""
 
 
 class ColourModel(NamedTuple):
@@ -198,12 +204,16 @@ def soft_alpha(
     """Fractional coverage of "layer k or nearer" for k = 2..num_layers, nested.
 
     On the one-pixel rim each side of a boundary, each pixel's colour is projected onto
-    the line between the local inside and outside colours (means over ``radius`` of the
-    pixels off the rim): ``a = <I - B, F - B> / |F - B|²``. Where the two sides barely
-    differ in colour (``|F - B|`` below ``contrast``) the projection means little, so the
-    hard mask is kept in proportion. A structure too thin to have pixels off the rim (a
-    wire, a spoke) takes its colour from all its pixels in reach, and its purest pixel
-    is full coverage (:func:`_relative_to_purest`).
+    the line between the inside and outside colours at that pixel:
+    ``a = <I - B, F - B> / |F - B|²``. Each side's colour there is read off a plane
+    fitted to its pixels off the rim within ``radius`` (:func:`_rim_planes`), so a
+    textured side (stripes, a gradient) is predicted where the rim pixel is, not at the
+    middle of its pixels a few pixels away. Coverage within :data:`UNMIXED` of 0 or 1 is
+    taken as 0 or 1. Where the two sides barely differ in colour (``|F - B|`` below
+    ``contrast``) the projection means little, so the hard mask is kept in proportion. A
+    structure too thin to have pixels off the rim (a wire, a spoke) takes its colour from
+    all its pixels in reach, and its purest pixel is full coverage
+    (:func:`_relative_to_purest`).
 
     Returns ``alphas`` with ``alphas[k - 2]`` for layer ``k``, float32 (H, W) in [0, 1],
     and ``alphas[i] >= alphas[i + 1]`` everywhere.
@@ -213,13 +223,12 @@ def soft_alpha(
     highest = cv2.dilate(labels, square, borderType=cv2.BORDER_REPLICATE)
     rim = np.flatnonzero(lowest != highest)
     settled = lowest == highest
-    sums = _rim_sums(image, labels, settled=settled, rim=rim, num_layers=num_layers, radius=radius)
+    sums = _rim_planes(
+        image, labels, settled=settled, rim=rim, num_layers=num_layers, radius=radius
+    )
     # A thin structure (a wire, a spoke) is rim all through: with no settled pixel of its
     # own in reach, its colour is the mean of all its pixels there, rim included.
-    everything = np.ones_like(settled)
-    loose = _rim_sums(
-        image, labels, settled=everything, rim=rim, num_layers=num_layers, radius=radius
-    )
+    loose = _rim_means(image, labels, rim=rim, num_layers=num_layers, radius=radius)
     colours = np.take(image.reshape(-1, 3), rim, axis=0)
     rim_labels = np.take(labels, rim)
     rim_lowest, rim_highest = np.take(lowest, rim), np.take(highest, rim)
@@ -243,6 +252,8 @@ def soft_alpha(
                 radius=radius,
             )
         coverage = np.clip(projected, 0.0, 1.0)
+        coverage[coverage < UNMIXED] = 0.0
+        coverage[coverage > 1.0 - UNMIXED] = 1.0
         alpha.reshape(-1)[rim[on_rim]] = confidence * coverage + (1.0 - confidence) * hard
         if alphas:
             np.maximum(alpha, alphas[-1], out=alpha)
@@ -283,7 +294,55 @@ def _relative_to_purest(
     return result
 
 
-def _rim_sums(
+class _RimWindow(NamedTuple):
+    """The part of the image within ``radius`` of any rim pixel, and where each rim pixel
+    lies in it (flat indices)."""
+
+    rows: slice
+    cols: slice
+    at: np.ndarray
+
+
+def _rim_window(rim: np.ndarray, shape: tuple[int, ...], radius: int) -> _RimWindow:
+    ys, xs = np.divmod(rim, shape[1])
+    y0, y1 = max(0, int(ys[0]) - radius), min(shape[0], int(ys[-1]) + radius + 1)
+    x0, x1 = max(0, int(xs.min()) - radius), min(shape[1], int(xs.max()) + radius + 1)
+    return _RimWindow(slice(y0, y1), slice(x0, x1), (ys - y0) * (x1 - x0) + (xs - x0))
+
+
+def _rim_means(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rim: np.ndarray,
+    num_layers: int,
+    radius: int,
+) -> np.ndarray:
+    """Per rim pixel (flat indices ``rim``) and per layer: the sums of colour and count
+    over all the layer's pixels within ``radius``. Shape (n, num_layers, 4)."""
+    sums = np.zeros((rim.size, num_layers, 4), dtype=np.float32)
+    if rim.size == 0:
+        return sums
+    window = _rim_window(rim, labels.shape, radius)
+    crop = image[window.rows, window.cols]
+    crop_labels = labels[window.rows, window.cols]
+    crop8 = _with_count(crop)  # box sums of 8-bit values are exact integers
+    box = (2 * radius + 1, 2 * radius + 1)
+    depth = cv2.CV_16U if box[0] * box[1] * 255 <= np.iinfo(np.uint16).max else cv2.CV_32S
+
+    def layer_sums(k: int) -> None:
+        weighted = cv2.bitwise_and(crop8, crop8, mask=cv2.inRange(crop_labels, k, k))
+        summed = cv2.boxFilter(
+            weighted, depth, box, normalize=False, borderType=cv2.BORDER_CONSTANT
+        )
+        sums[:, k - 1] = np.take(summed.reshape(-1, 4), window.at, axis=0)
+
+    map_parallel(layer_sums, range(1, num_layers + 1))
+    sums *= np.float32(1.0 / 255.0)
+    return sums
+
+
+def _rim_planes(
     image: np.ndarray,
     labels: np.ndarray,
     *,
@@ -291,39 +350,94 @@ def _rim_sums(
     rim: np.ndarray,
     num_layers: int,
     radius: int,
+    ridge: float = RIDGE,
 ) -> np.ndarray:
-    """Per rim pixel (flat indices ``rim``) and per layer: box sums of colour and count
-    over the layer's ``settled`` (off-rim) pixels. Shape (n, num_layers, 4)."""
+    """Per rim pixel (flat indices ``rim``) and per layer: the colour the layer's
+    ``settled`` (off-rim) pixels within ``radius`` predict at the rim pixel, times their
+    count, and the count; shape (n, num_layers, 4), summable over layers like
+    :func:`_rim_means`.
+
+    The prediction is a plane ``colour = c + g_x·dx + g_y·dy`` fitted by least squares
+    to those pixels (offsets ``d`` from the rim pixel), read at ``d = 0``; ``ridge``
+    holds the slopes towards flat. The settled pixels of a side lie one to a few pixels
+    off, so on stripes or a gradient their mean is off by the slope times that distance.
+    """
     sums = np.zeros((rim.size, num_layers, 4), dtype=np.float32)
     if rim.size == 0:
         return sums
-    ys, xs = np.divmod(rim, labels.shape[1])
-    y0, y1 = max(0, int(ys[0]) - radius), min(labels.shape[0], int(ys[-1]) + radius + 1)
-    x0, x1 = max(0, int(xs.min()) - radius), min(labels.shape[1], int(xs.max()) + radius + 1)
-    crop = image[y0:y1, x0:x1]
-    crop_settled = settled[y0:y1, x0:x1]
-    crop_labels = labels[y0:y1, x0:x1]
-    at = (ys - y0) * (x1 - x0) + (xs - x0)  # flat indices in the crop
-
-    # 8-bit colour and a count channel (255 a pixel): the box sums are exact integers,
-    # and 8-bit passes cost a third of float ones. (Colour beyond 8 bits of precision is
-    # rounded: a local mean moves by under 1/510, far below any edge contrast.)
-    crop8 = cv2.merge([to_uint8(crop), np.full(crop.shape[:2], 255, np.uint8)])
-    settled8 = crop_settled.view(np.uint8)
+    window = _rim_window(rim, labels.shape, radius)
+    crop8 = _with_count(image[window.rows, window.cols])
+    crop_labels = labels[window.rows, window.cols]
+    settled8 = settled[window.rows, window.cols].view(np.uint8) * np.uint8(255)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+    flat = np.ones_like(offsets)
     box = (2 * radius + 1, 2 * radius + 1)
-    depth = cv2.CV_16U if box[0] * box[1] * 255 <= np.iinfo(np.uint16).max else cv2.CV_32S
 
-    def layer_sums(k: int) -> None:
-        pure = cv2.bitwise_and(cv2.inRange(crop_labels, k, k), settled8)
-        weighted = cv2.bitwise_and(crop8, crop8, mask=pure)  # 0 off the layer's pixels
-        summed = cv2.boxFilter(
-            weighted, depth, box, normalize=False, borderType=cv2.BORDER_CONSTANT
+    def window_sums(values: np.ndarray, along_x: np.ndarray, along_y: np.ndarray) -> np.ndarray:
+        """Σ over each rim pixel's window of ``values(p + d) · along_x[dx] · along_y[dy]``."""
+        summed = cv2.sepFilter2D(
+            values, cv2.CV_32F, along_x, along_y, borderType=cv2.BORDER_CONSTANT
         )
-        sums[:, k - 1] = np.take(summed.reshape(-1, 4), at, axis=0)
+        return np.take(summed.reshape(summed.shape[0] * summed.shape[1], -1), window.at, axis=0)
 
-    map_parallel(layer_sums, range(1, num_layers + 1))
-    sums *= np.float32(1.0 / 255.0)
+    def layer_plane(k: int) -> None:
+        # Sums of 8-bit colour and a count of 255 a pixel (see _with_count): both carry
+        # the factor 255, so the plane's value is colour in [0, 1].
+        mask = cv2.bitwise_and(cv2.inRange(crop_labels, k, k), settled8)  # 0 or 255
+        weighted = cv2.bitwise_and(crop8, crop8, mask=mask)
+        level = cv2.boxFilter(
+            weighted, cv2.CV_32F, box, normalize=False, borderType=cv2.BORDER_CONSTANT
+        )
+        level = np.take(level.reshape(-1, 4), window.at, axis=0)
+        along_x = window_sums(weighted, offsets, flat)
+        along_y = window_sums(weighted, flat, offsets)
+        count = level[:, 3]
+        gains = _plane_centre_gains(
+            count=count,
+            x=along_x[:, 3],
+            y=along_y[:, 3],
+            xx=window_sums(mask, offsets**2, flat)[:, 0] + ridge * count,
+            xy=window_sums(mask, offsets, offsets)[:, 0],
+            yy=window_sums(mask, flat, offsets**2)[:, 0] + ridge * count,
+        )
+        colour = gains[:, :1] * level[:, :3] + gains[:, 1:2] * along_x[:, :3]
+        colour += gains[:, 2:] * along_y[:, :3]
+        pixels = count / 255.0
+        sums[:, k - 1, :3] = np.clip(colour, 0.0, 1.0) * pixels[:, None]
+        sums[:, k - 1, 3] = pixels
+
+    map_parallel(layer_plane, range(1, num_layers + 1))
     return sums
+
+
+def _with_count(image: np.ndarray) -> np.ndarray:
+    """8-bit colour and a count channel (255 a pixel), for window sums of colour and count
+    in 8-bit passes, which cost about half as much as float ones. (Colour beyond 8 bits of
+    precision is rounded: a local colour moves by under 1/510, far below any edge
+    contrast.)"""
+    return cv2.merge([to_uint8(image), np.full(image.shape[:2], 255, np.uint8)])
+
+
+def _plane_centre_gains(
+    *,
+    count: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    xx: np.ndarray,
+    xy: np.ndarray,
+    yy: np.ndarray,
+) -> np.ndarray:
+    """The weights ``(w_1, w_x, w_y)`` (n, 3) with which the sums ``Σv, Σv·dx, Σv·dy`` give
+    a least-squares plane's value at ``d = 0``: the first row of the inverse of the
+    normal matrix ``[[Σ1, Σdx, Σdy], [Σdx, Σdx², Σdxdy], [Σdy, Σdxdy, Σdy²]]`` (any ridge
+    already added to ``xx`` and ``yy``), by cofactors. Zero where there is no pixel."""
+    count, x, y = (v.astype(np.float64) for v in (count, x, y))
+    xx, xy, yy = (v.astype(np.float64) for v in (xx, xy, yy))
+    minors = np.stack([xx * yy - xy * xy, y * xy - x * yy, x * xy - y * xx], axis=1)
+    determinant = count * minors[:, 0] + x * minors[:, 1] + y * minors[:, 2]
+    safe = determinant > 1e-9 * np.maximum(count, 1.0) ** 3
+    gains = np.where(safe[:, None], minors / np.where(safe, determinant, 1.0)[:, None], 0.0)
+    return gains.astype(np.float32)
 
 
 def _project(
