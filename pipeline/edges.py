@@ -371,7 +371,6 @@ def _rim_planes(
     settled8 = settled[window.rows, window.cols].view(np.uint8) * np.uint8(255)
     offsets = np.arange(-radius, radius + 1, dtype=np.float32)
     flat = np.ones_like(offsets)
-    box = (2 * radius + 1, 2 * radius + 1)
 
     def window_sums(values: np.ndarray, along_x: np.ndarray, along_y: np.ndarray) -> np.ndarray:
         """Σ over each rim pixel's window of ``values(p + d) · along_x[dx] · along_y[dy]``."""
@@ -385,10 +384,7 @@ def _rim_planes(
         # the factor 255, so the plane's value is colour in [0, 1].
         mask = cv2.bitwise_and(cv2.inRange(crop_labels, k, k), settled8)  # 0 or 255
         weighted = cv2.bitwise_and(crop8, crop8, mask=mask)
-        level = cv2.boxFilter(
-            weighted, cv2.CV_32F, box, normalize=False, borderType=cv2.BORDER_CONSTANT
-        )
-        level = np.take(level.reshape(-1, 4), window.at, axis=0)
+        level = window_sums(weighted, flat, flat)
         along_x = window_sums(weighted, offsets, flat)
         along_y = window_sums(weighted, flat, offsets)
         count = level[:, 3]
