@@ -49,6 +49,14 @@ def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
     return found
 
 
+def cell_index(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarray:
+    """The flat index, on the grid of ``factor``-pixel blocks, of the cell holding each
+    pixel (given by its flat index in an array of ``shape``)."""
+    rows, columns = np.divmod(flat, shape[1])
+    cells: np.ndarray = (rows // factor) * grid_shape(shape, factor)[1] + columns // factor
+    return cells
+
+
 def block_expand(grid: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
     """The inverse direction: a 2-D ``grid`` of ``factor``-pixel blocks read back at every
     pixel of an array of ``shape`` (each cell's value on each pixel of its block)."""

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.blocks import block_any, block_expand, block_mean, grid_shape
+from pipeline.blocks import block_any, block_expand, block_mean, cell_index
 from pipeline.concurrency import map_parallel
 from pipeline.io import to_uint8
 
@@ -142,7 +142,7 @@ def assign_ramps(
 
     def closest(part: np.ndarray) -> np.ndarray:
         colours = np.take(image.reshape(-1, 3), part, axis=0)
-        cells = position[_cells(part, shape=labels.shape, factor=factor)]
+        cells = position[cell_index(part, shape=labels.shape, factor=factor)]
         chosen, distance = _closest_layer(colours, cells, candidates)
         given = np.take(labels, part)
         unexplained = (chosen < given) & (distance > UNEXPLAINED)
@@ -173,14 +173,6 @@ def _closest_layer(
         np.copyto(best, distance, where=better)
         chosen[better] = k
     return chosen, best
-
-
-def _cells(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.ndarray:
-    """Flat index, on the grid of ``factor``-pixel blocks (:func:`pipeline.blocks.block_mean`),
-    of the cell holding each pixel (flat indices on a canvas of ``shape``)."""
-    rows, columns = np.divmod(flat, shape[1])
-    cells: np.ndarray = (rows // factor) * grid_shape(shape, factor)[1] + columns // factor
-    return cells
 
 
 def _colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> ColourModel:

@@ -41,6 +41,7 @@ from pipeline.surfaces import (
     split_widest,
     upsample,
 )
+from pipeline.thin_parts import claim_thin_parts
 from pipeline.timing import StageTimer
 
 MIN_ISLAND_SHARE = 0.0005
@@ -124,6 +125,9 @@ def segment_labels(
     labels = assign_ramps(
         image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
     )
+    # a thin part whose depth the map lost entirely: colour gives it to the body it touches
+    thin = math.ceil(THIN_NATIVE_PIXELS * radius)
+    labels = claim_thin_parts(image, labels, num_layers=num_layers, thin=thin)
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels = drop_empty_layers(labels, num_layers=num_layers)
     return depth_ranges(nearness, labels), labels
