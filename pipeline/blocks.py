@@ -58,9 +58,10 @@ def cell_index(flat: np.ndarray, *, shape: tuple[int, ...], factor: int) -> np.n
 
 
 def block_expand(grid: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
-    """The inverse direction: a 2-D ``grid`` of ``factor``-pixel blocks read back at every
-    pixel of an array of ``shape`` (each cell's value on each pixel of its block)."""
-    rows, columns = grid.shape
+    """The inverse direction: a ``grid`` of ``factor``-pixel blocks ((rows, columns) or
+    (rows, columns, channels)) read back at every pixel of an array of ``shape`` (each
+    cell's value on each pixel of its block)."""
+    rows, columns = grid.shape[:2]
     size = (columns * factor, rows * factor)
     pixels: np.ndarray = cv2.resize(grid, size, interpolation=cv2.INTER_NEAREST)
     return pixels[: shape[0], : shape[1]]

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.blocks import block_mean, cell_index
+from pipeline.blocks import block_any, block_expand, block_mean
 from pipeline.concurrency import map_parallel
 from pipeline.edges import UNEXPLAINED
 
@@ -63,8 +63,8 @@ def claim_thin_parts(
     if thin < 1:
         raise ValueError(f"thin = {thin!r} is invalid: allowed integers >= 1 (pixels)")
     radius = REACH_PER_THIN * thin
-    pixels = _Pixels.of(image)
-    own = _own_distance(pixels, labels, num_layers=num_layers, radius=radius, spread=spread)
+    colours = _Colours.of(image)
+    own = _own_distance(colours, labels, num_layers=num_layers, radius=radius, spread=spread)
     unexplained = (own > UNEXPLAINED).view(np.uint8)
     count, pieces = cv2.connectedComponents(unexplained, connectivity=8)
     if count <= 1:
@@ -83,24 +83,21 @@ def claim_thin_parts(
         ids = np.unique(pieces[touching])
         if ids.size == 0:
             continue
-        at = np.flatnonzero(np.isin(pieces, ids) & (result < k))
-        distance, say = pixels.distance(body, at, radius=2 * radius, spread=spread)
-        of_piece = pieces.ravel()[at]
-        heard = np.bincount(of_piece, weights=say, minlength=count)
-        summed = np.bincount(of_piece, weights=np.where(say, distance, 0.0), minlength=count)
+        distance, say = colours.distance(body, radius=2 * radius, spread=spread)
+        candidate = np.isin(pieces, ids) & (result < k)
+        of_piece = pieces[candidate]
+        heard = np.bincount(of_piece, weights=say[candidate], minlength=count)
+        summed = np.bincount(of_piece, weights=distance[candidate], minlength=count)
         held = np.bincount(of_piece, minlength=count)
-        explained = (heard >= 0.5 * np.maximum(held, 1)) & (
-            summed < UNEXPLAINED * np.maximum(heard, 1)
-        )
         claimed = np.zeros(count, bool)
-        claimed[ids] = explained[ids]
-        result.reshape(-1)[at[claimed[of_piece]]] = k
+        claimed[ids] = (heard[ids] >= 0.5 * held[ids]) & (summed[ids] < UNEXPLAINED * heard[ids])
+        result[candidate & claimed[pieces]] = k
         open_piece &= ~claimed
     return result
 
 
 def _own_distance(
-    pixels: _Pixels, labels: np.ndarray, *, num_layers: int, radius: int, spread: float
+    colours: _Colours, labels: np.ndarray, *, num_layers: int, radius: int, spread: float
 ) -> np.ndarray:
     """Per pixel, its colour's distance from its own layer's trimmed local colour, within
     ``3 * radius`` of a nearer layer: a thin part is followed that far from its body, and
@@ -109,56 +106,70 @@ def _own_distance(
 
     def layer(k: int) -> tuple[np.ndarray, np.ndarray] | None:
         nearer = cv2.inRange(labels, k + 1, 255)
-        mask = cv2.inRange(labels, k, k)
-        within = cv2.distanceTransform(255 - nearer, cv2.DIST_L2, 3) <= 3 * radius
-        at = np.flatnonzero((mask > 0) & within)
-        if at.size == 0 or not nearer.any():
+        if not nearer.any():
             return None
-        first, _ = pixels.distance(mask, at, radius=radius, spread=spread)
-        kept = np.zeros(labels.size, np.uint8)
-        kept[at[first <= TRIM]] = 255
-        second, say = pixels.distance(kept.reshape(labels.shape), at, radius=radius, spread=spread)
-        return at, np.where(say, second, 0.0)
+        mask = cv2.inRange(labels, k, k)
+        first, _ = colours.distance(mask, radius=radius, spread=spread)
+        kept = np.where(first <= TRIM, mask, np.uint8(0))
+        second, _ = colours.distance(kept, radius=radius, spread=spread)
+        return (mask > 0) & _within(nearer, 3 * radius), second
 
     own = np.zeros(labels.shape, np.float32)
     for found in map_parallel(layer, range(1, num_layers)):
         if found is not None:
-            at, distance = found
-            own.reshape(-1)[at] = distance
+            where, distance = found
+            np.copyto(own, distance, where=where)
     return own
 
 
-class _Pixels(NamedTuple):
-    """The image as each pixel's colour, squared colour and count (H, W, 5), the sums that
-    local colour statistics are made of."""
+def _within(mask: np.ndarray, reach: int) -> np.ndarray:
+    """The pixels within about ``reach`` (to a cell of the grid it is judged on, a
+    ``CELLS_PER_RADIUS``-th of it) of ``mask``'s pixels, as a boolean (H, W)."""
+    factor = max(1, reach // (3 * CELLS_PER_RADIUS))
+    cells = math.ceil(reach / factor)
+    grid = block_any(mask > 0, factor).view(np.uint8)
+    near = cv2.dilate(grid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cells + 1,) * 2))
+    result: np.ndarray = block_expand(near, factor, mask.shape) > 0
+    return result
 
-    colours: np.ndarray  # float32 (H * W, 3)
-    moments: np.ndarray  # float32 (H, W, 5)
+
+_CHANNEL_SUM = np.ones((1, 3), np.float32)
+
+
+class _Colours(NamedTuple):
+    """The image and each pixel's squared colour, the sums local colour statistics are
+    made of."""
+
+    image: np.ndarray  # float32 (H, W, 3)
+    power: np.ndarray  # float32 (H, W): |colour|²
 
     @classmethod
-    def of(cls, image: np.ndarray) -> _Pixels:
-        power = np.einsum("ijc,ijc->ij", image, image)
-        moments = cv2.merge([image, power, np.ones_like(power)])
-        return cls(np.ascontiguousarray(image.reshape(-1, 3)), moments)
+    def of(cls, image: np.ndarray) -> _Colours:
+        return cls(image, np.einsum("ijc,ijc->ij", image, image))
 
     def distance(
-        self, mask: np.ndarray, at: np.ndarray, *, radius: int, spread: float
+        self, mask: np.ndarray, *, radius: int, spread: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """For the pixels ``at`` (flat indices): the squared distance of their colour from
-        the mean colour of ``mask``'s pixels (uint8, 255 = in) within about ``radius``,
-        over those pixels' colour variance plus ``spread``; and whether any such pixel is
-        there (the layer has a say)."""
+        """Per pixel: the squared distance of its colour from the mean colour of ``mask``'s
+        pixels (uint8, 255 = in) within about ``radius``, over those pixels' colour
+        variance plus ``spread`` (0 where there are none); and whether there are any (the
+        layer has a say there)."""
         factor = max(1, radius // CELLS_PER_RADIUS)
-        selected = self.moments * (mask[..., None] > 0)
         box = (2 * math.ceil(radius / factor) + 1,) * 2
-        sums = cv2.boxFilter(
-            block_mean(selected, factor), -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT
-        )
-        near = np.take(sums.reshape(-1, 5), cell_index(at, shape=mask.shape, factor=factor), axis=0)
-        count = np.maximum(near[:, 4], 1e-6)
-        mean = near[:, :3] / count[:, None]
-        variance = np.maximum(near[:, 3] / count - np.einsum("ij,ij->i", mean, mean), 0.0)
-        difference = np.take(self.colours, at, axis=0) - mean
-        distance = np.einsum("ij,ij->i", difference, difference) / (variance + spread)
-        say: np.ndarray = near[:, 4] * factor * factor >= 0.5
-        return distance.astype(np.float32), say
+
+        def local_sum(values: np.ndarray) -> np.ndarray:
+            summed: np.ndarray = cv2.boxFilter(
+                block_mean(values, factor), -1, box, normalize=False, borderType=cv2.BORDER_CONSTANT
+            )
+            return summed
+
+        count = local_sum(mask.astype(np.float32)) / 255.0
+        held = np.maximum(count, 1e-6)
+        mean = local_sum(cv2.bitwise_and(self.image, self.image, mask=mask)) / held[..., None]
+        power = local_sum(cv2.bitwise_and(self.power, self.power, mask=mask)) / held
+        variance = np.maximum(power - np.einsum("ijc,ijc->ij", mean, mean), 0.0)
+        weight = np.where(count * factor * factor >= 0.5, 1.0 / (variance + spread), 0.0)
+        difference = cv2.subtract(self.image, block_expand(mean, factor, mask.shape))
+        squared = cv2.transform(cv2.multiply(difference, difference), _CHANNEL_SUM)
+        weights = block_expand(weight.astype(np.float32), factor, mask.shape)
+        return cv2.multiply(squared, weights), weights > 0
