@@ -30,6 +30,7 @@ from pipeline.depth import DepthEstimate
 from pipeline.edges import assign_ramps, ramp_mask, ramp_reach, soft_alpha
 from pipeline.layers import FillFunction, Layer, LayerBuilder
 from pipeline.preview import fill_margins
+from pipeline.strays import settle_strays
 from pipeline.surfaces import (
     ANALYSIS_SIDE,
     OCCLUSION_STEP,
@@ -41,7 +42,6 @@ from pipeline.surfaces import (
     split_widest,
     upsample,
 )
-from pipeline.thin_parts import claim_thin_parts
 from pipeline.timing import StageTimer
 
 MIN_ISLAND_SHARE = 0.0005
@@ -125,9 +125,9 @@ def segment_labels(
     labels = assign_ramps(
         image, labels, uncertain, num_layers=num_layers, reach=ramp_reach(uncertain)
     )
-    # a thin part whose depth the map lost entirely: colour gives it to the body it touches
+    # thin parts the depth lost entirely, and patches of the surface behind it took
     thin = math.ceil(THIN_NATIVE_PIXELS * radius)
-    labels = claim_thin_parts(image, labels, num_layers=num_layers, thin=thin)
+    labels = settle_strays(image, labels, num_layers=num_layers, thin=thin)
     labels = remove_islands(labels, min_pixels=max(4, round(labels.size * MIN_ISLAND_SHARE)))
     labels = drop_empty_layers(labels, num_layers=num_layers)
     return depth_ranges(nearness, labels), labels

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.thin_parts import claim_thin_parts
+from pipeline.strays import settle_strays
 
 SHAPE = (120, 160)
 WALL = np.array([0.55, 0.4, 0.3], np.float32)
@@ -58,7 +58,7 @@ def test_a_stick_the_depth_lost_goes_back_to_the_body_it_hangs_from() -> None:
     stick = _stick()
     image = _scene(stick, BODY)
     labels = _lost_labels()
-    claimed = claim_thin_parts(image, labels, num_layers=2, thin=THIN)
+    claimed = settle_strays(image, labels, num_layers=2, thin=THIN)
     truth = _disc() | stick
     assert _iou(labels == 2, truth) < 0.9  # the wrong answer the step starts from
     assert _iou(claimed == 2, truth) > 0.97
@@ -69,7 +69,7 @@ def test_a_wall_with_nothing_hanging_on_it_keeps_every_label() -> None:
     for seed in range(3):
         image = _scene(np.zeros(SHAPE, bool), BODY, seed=seed)
         labels = _lost_labels()
-        assert (claim_thin_parts(image, labels, num_layers=2, thin=THIN) == labels).all()
+        assert (settle_strays(image, labels, num_layers=2, thin=THIN) == labels).all()
 
 
 def test_a_thin_line_unlike_the_body_stays_on_the_wall() -> None:
@@ -79,7 +79,7 @@ def test_a_thin_line_unlike_the_body_stays_on_the_wall() -> None:
     image = _scene(crack, BODY)
     image[crack] = 0.08
     labels = _lost_labels()
-    assert (claim_thin_parts(image, labels, num_layers=2, thin=THIN) == labels).all()
+    assert (settle_strays(image, labels, num_layers=2, thin=THIN) == labels).all()
 
 
 def test_a_broad_patch_of_the_body_colour_is_no_thin_part() -> None:
@@ -90,10 +90,40 @@ def test_a_broad_patch_of_the_body_colour_is_no_thin_part() -> None:
     patch = (patch > 0) & ~_disc()
     image = _scene(patch, BODY)
     labels = _lost_labels()
-    assert (claim_thin_parts(image, labels, num_layers=2, thin=THIN) == labels).all()
+    assert (settle_strays(image, labels, num_layers=2, thin=THIN) == labels).all()
 
 
 def test_thin_must_be_a_positive_width() -> None:
     image = _scene(_stick(), BODY)
     with pytest.raises(ValueError, match="thin = 0"):
-        claim_thin_parts(image, _lost_labels(), num_layers=2, thin=0)
+        settle_strays(image, _lost_labels(), num_layers=2, thin=0)
+
+
+def _bulged_labels() -> np.ndarray:
+    """The labels of a depth map whose edge wandered outwards: the disc's layer takes a
+    crescent of wall beside it."""
+    labels = np.ones(SHAPE, np.uint8)
+    bulge = np.zeros(SHAPE, np.uint8)
+    cv2.circle(bulge, (66, 70), 24, 1, -1)
+    labels[(bulge > 0) | _disc()] = 2
+    return labels
+
+
+def test_a_patch_of_wall_the_depth_gave_the_body_goes_back_to_the_wall() -> None:
+    image = _scene(np.zeros(SHAPE, bool), BODY)
+    labels = _bulged_labels()
+    settled = settle_strays(image, labels, num_layers=2, thin=THIN)
+    assert _iou(labels == 2, _disc()) < 0.85  # the wrong answer the step starts from
+    assert _iou(settled == 2, _disc()) > 0.97
+    assert (settled[_disc()] == 2).all()  # not a pixel of the body leaves it
+
+
+def test_a_mark_on_the_body_unlike_the_wall_stays_with_the_body() -> None:
+    """A dark band across the disc's rim: not the body's usual colour, and not the wall's
+    either, so nothing says it is wall."""
+    image = _scene(np.zeros(SHAPE, bool), BODY)
+    band = np.zeros(SHAPE, np.uint8)
+    cv2.rectangle(band, (76, 60), (84, 80), 1, -1)
+    image[(band > 0) & _disc()] = 0.08
+    labels = _lost_labels()
+    assert (settle_strays(image, labels, num_layers=2, thin=THIN) == labels).all()
