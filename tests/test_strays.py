@@ -86,7 +86,7 @@ def test_a_broad_patch_of_the_body_colour_is_no_thin_part() -> None:
     """A patch as wide as several thin parts (a shadow, a stain) beside the body stays
     with the surface it lies on, whatever its colour."""
     patch = np.zeros(SHAPE, np.uint8)
-    cv2.rectangle(patch, (82, 40), (100, 100), 1, -1)
+    cv2.rectangle(patch, (82, 55), (94, 85), 1, -1)  # 12 px wide: an 8 px square fits
     patch = (patch > 0) & ~_disc()
     image = _scene(patch, BODY)
     labels = _lost_labels()
