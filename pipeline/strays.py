@@ -10,10 +10,11 @@ surface behind comes out in the object's layer and moves with it.
 
 :func:`settle_strays` puts both back where colour is clear about it:
 
-1. each layer's local colour (mean and spread) is estimated from its own pixels twice, the
-   second time without the pixels the first estimate does not explain (trimmed
-   statistics), so a stick across a wall is not taken for a rougher wall; the pixels the
-   trimmed colour does not explain (:data:`~pipeline.edges.UNEXPLAINED`) are strays;
+1. each layer's local colour (mean and spread) is estimated from its own pixels without
+   those that the colour of its interior (of all its pixels, where it has no interior in
+   reach) does not explain: trimmed statistics, so a stick across a wall is not taken for
+   a rougher wall; the pixels the trimmed colour does not explain
+   (:data:`~pipeline.edges.UNEXPLAINED`) are strays;
 2. a thin piece of strays (no ``thin``-pixel square fits in most of it: a shadow is no
    stick) goes to a nearer layer it touches when that layer's colour explains it
    (:func:`claim_thin_parts`);
@@ -37,8 +38,8 @@ from pipeline.concurrency import map_parallel
 from pipeline.edges import UNEXPLAINED
 
 TRIM = 1.0
-"""The second estimate leaves out pixels farther than this from the first: the surface's
-typical pixels, not the thin things across it."""
+"""The trimmed colour leaves out pixels farther than this from the untrimmed one: the
+surface's typical pixels, not the thin things across it."""
 TOUCH = 2
 """A piece within this many pixels of another layer touches it."""
 BROAD_SHARE = 0.2
