@@ -125,7 +125,7 @@ def assign_ramps(
         weighted = cv2.merge([cv2.multiply(small_image, spread_weight), weight])
         sums = np.take(_box_sum(weighted, radius).reshape(-1, 4), used, axis=0)
         power = np.take(_box_sum(cv2.multiply(small_power, weight), radius), used)
-        return _colour_model(sums, power, spread=spread)
+        return local_colour_model(sums, power, spread=spread)
 
     models = map_parallel(colour_model, range(1, num_layers + 1))
     candidates = [(k, model) for k, model in enumerate(models, start=1) if model is not None]
@@ -175,9 +175,9 @@ def _closest_layer(
     return chosen, best
 
 
-def _colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> ColourModel:
+def local_colour_model(sums: np.ndarray, power: np.ndarray, *, spread: float) -> ColourModel:
     """Per cell, from box sums of colour and count ``sums`` (n, 4) and of squared colour
-    ``power`` (n,): the layer's :class:`ColourModel`."""
+    ``power`` (n,): the layer's :class:`ColourModel` (a say from half a count up)."""
     count = np.maximum(sums[:, 3], np.float32(1e-6))
     mean = (sums[:, :3] / count[:, None]).astype(np.float32)
     variance = np.maximum(power / count - np.einsum("ij,ij->i", mean, mean), 0.0)

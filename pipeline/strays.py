@@ -33,9 +33,10 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.blocks import block_any, block_expand, block_mean
+from pipeline.blocks import block_expand, block_mean
 from pipeline.concurrency import map_parallel
-from pipeline.edges import UNEXPLAINED
+from pipeline.edges import UNEXPLAINED, local_colour_model
+from pipeline.layers import grow
 
 TRIM = 1.0
 """The trimmed colour leaves out pixels farther than this from the untrimmed one: the
@@ -82,7 +83,7 @@ def settle_strays(
 
     def colour_of(k: int) -> LayerColour:
         mask = cv2.inRange(labels, k, k)
-        interior = np.where(_within(labels != k, thin), np.uint8(0), mask)
+        interior = np.where(grow(labels != k, thin), np.uint8(0), mask)
         return layer_colour(colours, mask, interior, radius=radius, spread=spread)
 
     layers = map_parallel(colour_of, range(1, num_layers + 1))
@@ -98,7 +99,7 @@ def claim_thin_parts(
     count = len(layers)
     strays = np.zeros(labels.shape, np.uint8)
     for k in range(1, count):
-        np.bitwise_or(strays, layers[k - 1].strays & _within(labels > k, follow), out=strays)
+        np.bitwise_or(strays, layers[k - 1].strays & grow(labels > k, follow), out=strays)
     number, pieces = cv2.connectedComponents(strays, connectivity=8)
     if number <= 1:
         return labels
@@ -109,7 +110,7 @@ def claim_thin_parts(
     open_piece[0] = False
     result = labels.copy()
     for k in range(count, 1, -1):
-        touching = _touching(labels == k) & (result < k) & open_piece[pieces]
+        touching = grow(labels == k, TOUCH) & (result < k) & open_piece[pieces]
         near = layers[k - 1]
         ids = np.unique(pieces[touching])
         claimed = _explained(pieces, ids, near.distance, near.say, result < k)
@@ -127,14 +128,14 @@ def return_patches(
     result = labels.copy()
     for k in range(2, len(layers) + 1):
         own = (labels == k) & (original == k)
-        strays = (layers[k - 1].strays & own & _within(original < k, thin)).view(np.uint8)
+        strays = (layers[k - 1].strays & own & grow(original < k, thin)).view(np.uint8)
         number, pieces = cv2.connectedComponents(strays, connectivity=8)
         if number <= 1:
             continue
         open_piece = np.bincount(pieces.ravel(), minlength=number) >= MIN_PIECE
         open_piece[0] = False
         for j in range(k - 1, 0, -1):
-            touching = _touching(original == j) & open_piece[pieces]
+            touching = grow(original == j, TOUCH) & open_piece[pieces]
             far = layers[j - 1]
             ids = np.unique(pieces[touching])
             moved = _explained(pieces, ids, far.core_distance, far.core_say, own)
@@ -180,24 +181,6 @@ def _explained(
     return explained
 
 
-def _touching(mask: np.ndarray) -> np.ndarray:
-    """The pixels within :data:`TOUCH` of ``mask``'s."""
-    side = 2 * TOUCH + 1
-    near: np.ndarray = cv2.dilate(mask.view(np.uint8), np.ones((side, side), np.uint8)) > 0
-    return near
-
-
-def _within(mask: np.ndarray, reach: int) -> np.ndarray:
-    """The pixels within about ``reach`` (to a cell of the grid it is judged on, a
-    :data:`CELLS_PER_RADIUS`-th of it) of ``mask``'s pixels (bool)."""
-    factor = max(1, reach // CELLS_PER_RADIUS)
-    cells = math.ceil(reach / factor)
-    grid = block_any(mask, factor).view(np.uint8)
-    near = cv2.dilate(grid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cells + 1,) * 2))
-    result: np.ndarray = block_expand(near, factor, mask.shape) > 0
-    return result
-
-
 _CHANNEL_SUM = np.ones((1, 3), np.float32)
 
 
@@ -228,12 +211,18 @@ class _Colours(NamedTuple):
             )
             return summed
 
-        count = local_sum(mask.astype(np.float32)) / 255.0
-        held = np.maximum(count, 1e-6)
-        mean = local_sum(cv2.bitwise_and(self.image, self.image, mask=mask)) / held[..., None]
-        power = local_sum(cv2.bitwise_and(self.power, self.power, mask=mask)) / held
-        variance = np.maximum(power - np.einsum("ijc,ijc->ij", mean, mean), 0.0)
-        weight = np.where(count * factor * factor >= 0.5, 1.0 / (variance + spread), 0.0)
+        # sums over the pixels in reach (cell means times the cell's pixel count)
+        pixels = np.float32(factor * factor)
+        count = local_sum(mask.astype(np.float32)) * (pixels / 255.0)
+        colour = local_sum(cv2.bitwise_and(self.image, self.image, mask=mask)) * pixels
+        power = local_sum(cv2.bitwise_and(self.power, self.power, mask=mask)) * pixels
+        model = local_colour_model(
+            np.concatenate([colour, count[..., None]], axis=2).reshape(-1, 4),
+            power.reshape(-1),
+            spread=spread,
+        )
+        mean = model.mean.reshape(colour.shape)
+        weight = np.where(model.has_say, model.weight, 0.0).reshape(count.shape)
         difference = cv2.subtract(self.image, block_expand(mean, factor, mask.shape))
         squared = cv2.transform(cv2.multiply(difference, difference), _CHANNEL_SUM)
         weights = block_expand(weight.astype(np.float32), factor, mask.shape)
